@@ -1,0 +1,110 @@
+"""What every source provides, and the registry that finds them by name."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..model.checks import Check
+from ..registry import Registry
+
+sources: Registry[Source] = Registry("aifinops.sources", builtins=("aifinops.sources.focus",))
+
+_CHUNK = 1 << 20
+
+
+class SourceError(Exception):
+    """A file that cannot be read at all. The message names the file and the problem; nothing is loaded."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    format: str  # csv | csv.gz | parquet
+    fingerprint: str  # sha256 of the bytes: the same content is the same file, wherever it lives
+    bytes: int
+
+
+@dataclass
+class FileRead:
+    """How the ingest engine reads one file: a SQL table expression plus the column mapping."""
+
+    file: SourceFile
+    relation_sql: str  # e.g. read_csv('...', all_varchar = true, ...)
+    #: canonical column -> SQL expression over the relation's raw columns (the raw value, untyped)
+    raw: dict[str, str]
+    #: canonical column -> SQL expression that gives the typed value from the raw one
+    typed: dict[str, str]
+    #: canonical column -> SQL type, for columns the target table may not have yet (x_ columns)
+    extra_columns: dict[str, str]
+    checks: list[Check]
+    version: str | None = None
+    is_csv: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def file_format(path: Path) -> str | None:
+    name = path.name.lower()
+    if name.endswith((".csv.gz", ".csv.gzip")):
+        return "csv.gz"
+    if name.endswith(".csv"):
+        return "csv"
+    if name.endswith((".parquet", ".pq", ".snappy.parquet", ".zstd.parquet")):
+        return "parquet"
+    return None
+
+
+def fingerprint(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def expand(paths: list[str | Path]) -> list[SourceFile]:
+    """Files, folders (recursively) and globs -> readable data files, sorted, each fingerprinted once."""
+    found: dict[Path, None] = {}
+    for given in paths:
+        text = str(given)
+        if any(ch in text for ch in "*?["):
+            matches = [Path(m) for m in sorted(glob.glob(text, recursive=True))]
+            if not matches:
+                raise SourceError(f"{text}: no file matches this pattern")
+        else:
+            p = Path(text)
+            if not p.exists():
+                raise SourceError(f"{text}: no such file or folder")
+            matches = [p]
+        for m in matches:
+            if m.is_dir():
+                inner = sorted(f for f in m.rglob("*") if f.is_file() and file_format(f))
+                if not inner:
+                    raise SourceError(f"{m}: folder holds no .csv, .csv.gz or .parquet file")
+                found.update(dict.fromkeys(inner))
+            elif file_format(m):
+                found[m] = None
+            else:
+                raise SourceError(f"{m}: not a .csv, .csv.gz or .parquet file")
+    return [SourceFile(p, file_format(p) or "", fingerprint(p), p.stat().st_size) for p in found]
+
+
+class Source:
+    """Base of all sources. Subclasses set ``target`` and implement ``read``."""
+
+    kind: ClassVar[str]
+    #: the canonical table rows land in
+    target: ClassVar[str]
+    #: columns whose values identify a delivery that a newer one replaces (restatement)
+    restatement_key: ClassVar[tuple[str, ...]] = ()
+    #: columns summed for the batch's money reconciliation
+    reconciled: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    def read(self, file: SourceFile) -> FileRead:
+        raise NotImplementedError

@@ -1,0 +1,163 @@
+"""FOCUS billing data (1.0, 1.1, 1.2; 1.3 tolerated) from CSV, CSV.gz and Parquet, normalised to 1.2.
+
+Values are read as text and cast with the spec's types, never with sniffed ones: on large files
+DuckDB's sniffer guesses from the first rows (an account id sniffed as BIGINT fails two million rows
+later on an OCI id). Columns 1.2 defines but the file lacks are null; non-FOCUS columns are kept as
+``x_`` columns; FOCUS 1.3 columns keep their own names.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import zlib
+from collections import Counter
+from typing import ClassVar
+
+import pyarrow.parquet as pq
+
+from ..model import focus
+from ..model.checks import allowed_value_sql, focus_checks
+from .base import FileRead, Source, SourceError, SourceFile, sources
+
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _csv_header(file: SourceFile) -> tuple[list[str], str]:
+    """First line of a CSV(.gz) -> (column names, delimiter). Rejects encodings DuckDB cannot read."""
+    opener = gzip.open if file.format == "csv.gz" else open
+    try:
+        with opener(file.path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise SourceError(f"{file.path}: cannot decompress ({exc}); the gzip file is corrupt or truncated") from None
+    if not head.strip():
+        raise SourceError(f"{file.path}: the file is empty (no header, no rows)")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SourceError(f"{file.path}: the file is UTF-16; FOCUS CSV must be UTF-8 (re-encode it, e.g. with iconv)")
+    first = head.split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        line = first.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            f"{file.path}: the header is not UTF-8 (byte {exc.start}); re-encode the file as UTF-8"
+        ) from None
+    best: tuple[int, list[str], str] | None = None
+    for delim in _DELIMITERS:
+        names = [n.strip() for n in next(csv.reader(io.StringIO(line), delimiter=delim))]
+        score = len({n.lower() for n in names} & _KNOWN_LOWER)
+        if best is None or score > best[0]:
+            best = (score, names, delim)
+    assert best is not None
+    return best[1], best[2]
+
+
+_KNOWN_LOWER = {c.lower() for c in focus.column_names()}
+
+
+def header_of(file: SourceFile) -> tuple[list[str], str | None]:
+    """Column names (and the CSV delimiter) of a file, without reading its rows."""
+    if file.format == "parquet":
+        try:
+            return list(pq.read_schema(file.path).names), None
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise SourceError(f"{file.path}: not a readable Parquet file ({exc})") from None
+    return _csv_header(file)
+
+
+@sources.register("focus")
+class FocusSource(Source):
+    """FOCUS cost and usage data from any provider.
+
+    Example: ``aifinops ingest focus exports/2026-10/``
+    """
+
+    target: ClassVar[str] = "focus_charges"
+    restatement_key: ClassVar[tuple[str, ...]] = focus.RESTATEMENT_KEY
+    reconciled: ClassVar[tuple[str, ...]] = focus.RECONCILED_COSTS
+
+    def read(self, file: SourceFile) -> FileRead:
+        names, delim = header_of(file)
+        dupes = sorted(n for n, k in Counter(n.lower() for n in names).items() if k > 1)
+        if dupes:
+            raise SourceError(f"{file.path}: duplicated column(s) in the header: {', '.join(dupes)}")
+        if any(not n for n in names):
+            raise SourceError(f"{file.path}: the header has an empty column name")
+        canonical = {c.lower(): c for c in focus.column_names()}
+        mapping: dict[str, str] = {}  # canonical -> name in file
+        extras: dict[str, str] = {}
+        for name in names:
+            if name.lower() in canonical:
+                mapping[canonical[name.lower()]] = name
+            elif name in focus.FOCUS_1_3_COLUMNS:
+                extras[name] = name
+            else:
+                extras[name if name.startswith("x_") else f"x_{name}"] = name
+        version = focus.detect_version(names)
+        for new, old in focus.RENAMED_IN_1_3.items():
+            if old not in mapping and new in extras:
+                mapping[old] = extras[new]
+        required = focus.mandatory(min(version, "1.2"))
+        missing = [c for c in required if c not in mapping]
+        if missing:
+            shown = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+            hint = ""
+            if len(names) == 1:
+                hint = " The header has a single column: is the delimiter something other than , ; tab or |?"
+            raise SourceError(
+                f"{file.path}: not a FOCUS {version} file: missing required column(s) {', '.join(missing)}"
+                f" (header: {shown}).{hint}"
+            )
+        path = sql_literal(str(file.path))
+        if file.format == "parquet":
+            relation = f"read_parquet({path})"
+        else:
+            relation = (
+                f"read_csv({path}, header = true, all_varchar = true, delim = {sql_literal(delim or ',')},"
+                " quote = '\"', escape = '\"', nullstr = ['NULL', ''], strict_mode = true,"
+                " store_rejects = true, rejects_limit = 0, null_padding = false,"
+                f" compression = '{'gzip' if file.format == 'csv.gz' else 'none'}',"
+                " parallel = true)"
+            )
+        # Raw values are referenced through the stage alias ``s`` the ingest engine reads them from.
+        raw = {col: "s." + quote_ident(src) for col, src in mapping.items()}
+        typed = {c.id: _typed(c, raw.get(c.id)) for c in focus.columns()}
+        for col, src in extras.items():
+            raw[col] = "s." + quote_ident(src)
+            typed[col] = f"CAST({raw[col]} AS VARCHAR)"
+        notes = []
+        if delim not in (None, ","):
+            notes.append(f"{file.path.name}: read with delimiter {delim!r}")
+        return FileRead(
+            file=file, relation_sql=relation, raw=raw, typed=typed,
+            extra_columns={col: "VARCHAR" for col in extras}, checks=focus_checks(raw),
+            version=version, is_csv=file.format != "parquet", notes=notes,
+        )
+
+
+def _typed(col: focus.FocusColumn, raw: str | None) -> str:
+    """SQL giving the 1.2-typed value of ``col`` from its raw expression (NULL when the file lacks it)."""
+    if raw is None:
+        return "CAST(NULL AS MAP(VARCHAR, VARCHAR))" if col.id == "Tags" else f"CAST(NULL AS {col.sql_type})"
+    if col.id == "Tags":
+        # A JSON object -> MAP(VARCHAR, VARCHAR): booleans and numbers become text, nested values JSON text.
+        # A Parquet column that is already a MAP casts directly.
+        return (f"CASE WHEN {raw} IS NULL THEN NULL "
+                f"ELSE CAST(CAST(CAST({raw} AS VARCHAR) AS JSON) AS MAP(VARCHAR, VARCHAR)) END")
+    if col.data_type == "Date/Time":
+        # Zone-less values are UTC (the session time zone); offsets are converted to UTC.
+        return f"CAST(CAST({raw} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    if col.data_type == "Decimal":
+        return f"CAST({raw} AS {focus.DECIMAL_SQL})"
+    if col.allowed_values:
+        return allowed_value_sql(col, raw)
+    return f"CAST({raw} AS VARCHAR)"

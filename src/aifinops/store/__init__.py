@@ -1,0 +1,1 @@
+"""The embedded analytical store: DuckDB file, versioned schema, atomic ingest batches."""

@@ -1,0 +1,102 @@
+"""Canonical tables as an ordered list of migrations.
+
+A store records the number of migrations applied in ``meta.schema_version``. Opening a store made by an
+older aifinops applies the missing migrations in one transaction, so a store is never half-migrated.
+Never edit a released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+from ..model import focus
+
+MONEY = focus.DECIMAL_SQL
+
+
+def _focus_charges() -> str:
+    cols = ",\n  ".join(
+        f'"{c.id}" {"MAP(VARCHAR, VARCHAR)" if c.id == "Tags" else c.sql_type}' for c in focus.columns()
+    )
+    # Lineage columns start with "_": never exported, always there to link a number to its rows.
+    return f"""
+CREATE TABLE focus_charges (
+  {cols},
+  _batch_id INTEGER NOT NULL,
+  _file VARCHAR NOT NULL,
+  _row BIGINT NOT NULL
+)"""
+
+
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    (
+        "batches and the FOCUS ledger",
+        [
+            "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+            f"""
+CREATE TABLE batches (
+  batch_id INTEGER PRIMARY KEY,
+  source_kind VARCHAR NOT NULL,
+  status VARCHAR NOT NULL,            -- loaded | replaced | partly replaced
+  fingerprint VARCHAR NOT NULL,       -- sha256 over the sorted file fingerprints
+  started_at TIMESTAMP NOT NULL,
+  seconds DOUBLE NOT NULL,
+  focus_version VARCHAR,
+  rows_read BIGINT NOT NULL,
+  rows_loaded BIGINT NOT NULL,
+  rows_quarantined BIGINT NOT NULL,
+  billed_read {MONEY}, billed_loaded {MONEY}, billed_quarantined {MONEY},
+  effective_read {MONEY}, effective_loaded {MONEY}, effective_quarantined {MONEY},
+  rows_replaced BIGINT NOT NULL DEFAULT 0,  -- rows of earlier batches this one replaced
+  note VARCHAR
+)""",
+            """
+CREATE TABLE batch_files (
+  batch_id INTEGER NOT NULL,
+  path VARCHAR NOT NULL,
+  fingerprint VARCHAR NOT NULL,
+  bytes BIGINT NOT NULL,
+  format VARCHAR NOT NULL,
+  focus_version VARCHAR,
+  rows_read BIGINT NOT NULL
+)""",
+            _focus_charges(),
+        ],
+    ),
+    (
+        "quarantine, warnings and restatements",
+        [
+            f"""
+CREATE TABLE quarantine (
+  batch_id INTEGER NOT NULL,
+  source_kind VARCHAR NOT NULL,
+  file VARCHAR NOT NULL,
+  row_number BIGINT,                  -- 1-based data row (header excluded); NULL for unparseable lines
+  errors STRUCT("column" VARCHAR, reason VARCHAR)[] NOT NULL,
+  "BilledCost" {MONEY},               -- as far as it could be read, for the money reconciliation
+  "EffectiveCost" {MONEY},
+  raw MAP(VARCHAR, VARCHAR)           -- the row as read, to fix and re-ingest
+)""",
+            """
+CREATE TABLE row_warnings (
+  batch_id INTEGER NOT NULL,
+  file VARCHAR NOT NULL,
+  rule VARCHAR NOT NULL,
+  "column" VARCHAR,
+  rows BIGINT NOT NULL,
+  first_row BIGINT
+)""",
+            f"""
+CREATE TABLE restatements (
+  batch_id INTEGER NOT NULL,          -- the newer batch
+  replaced_batch_id INTEGER NOT NULL,
+  "ProviderName" VARCHAR, "BillingAccountId" VARCHAR, "BillingPeriodStart" TIMESTAMP,
+  rows_replaced BIGINT NOT NULL,
+  billed_replaced {MONEY},
+  effective_replaced {MONEY}
+)""",
+            "CREATE VIEW quarantine_errors AS SELECT batch_id, file, row_number, e.\"column\", e.reason "
+            "FROM (SELECT batch_id, file, row_number, unnest(errors) AS e FROM quarantine)",
+        ],
+    ),
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
