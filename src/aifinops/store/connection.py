@@ -35,6 +35,11 @@ class Store:
         self.con.execute("SET enable_progress_bar = true")
         self.con.execute("SET enable_progress_bar_print = false")
         self.con.execute(f"SET memory_limit = '{memory_limit}'")
+        # ibis 12 still writes `x -> ...` lambdas, which DuckDB 2.0 deprecates behind this setting.
+        try:
+            self.con.execute("SET lambda_syntax = 'ENABLE_SINGLE_ARROW'")
+        except duckdb.Error:  # older DuckDB: the arrow syntax is the only one
+            pass
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         if not read_only:
