@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ibis
+import pyarrow as pa
 
 from .costs import in_window
 from .windows import Window
@@ -29,12 +30,12 @@ def coverage(t: ibis.Table, keys: list[str], window: Window) -> ibis.Table:
     total = row["total"] or 0
     names = [*keys, "(all keys)"]
     values = [row[f"k{i}"] for i in range(len(keys))] + [row["all"]]
-    return ibis.memtable({
+    return ibis.memtable(pa.table({
         "key": names,
-        "tagged_cost": [v or 0 for v in values],
-        "total_cost": [total] * len(names),
+        "tagged_cost": pa.array([v or 0 for v in values], pa.decimal128(38, 12)),
+        "total_cost": pa.array([total] * len(names), pa.decimal128(38, 12)),
         "share": [float((v or 0) / total) if total else 0.0 for v in values],
-    })
+    }))
 
 
 def untagged_resources(t: ibis.Table, keys: list[str], window: Window, limit: int = 10) -> ibis.Table:
