@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import GOLDEN, write_focus_csv
 
 from aifinops.analysis import costs, tags
 from aifinops.analysis.layers import load_rules
 from aifinops.analysis.windows import parse_window
 from aifinops.sources.base import sources
 from aifinops.store.ingest import ingest
-
-from helpers import GOLDEN, write_focus_csv
 
 CASE = yaml.safe_load((GOLDEN / "ledger_small.yaml").read_text())
 D = Decimal

@@ -22,7 +22,7 @@ def _layer(module: str) -> int | None:
 
 def _imports(path: Path) -> list[str]:
     rel = path.relative_to(PKG.parent).with_suffix("")
-    pkg_parts = list(rel.parts[:-1]) if rel.name != "__init__" else list(rel.parts[:-1])
+    pkg_parts = list(rel.parts[:-1])  # the package a relative import is relative to
     out = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):

@@ -57,13 +57,20 @@ def untagged_resources(t: ibis.Table, keys: list[str], window: Window, limit: in
     )
 
 
+#: Values people spell differently but mean the same; compared after normalising.
+SYNONYMS = {"production": "prod", "prd": "prod", "development": "dev", "staging": "stage", "stg": "stage",
+            "testing": "test", "tst": "test", "sandbox": "sbx"}
+
+
 def _norm(v: ibis.StringValue) -> ibis.StringValue:
-    return v.lower().re_replace(r"[^a-z0-9]", "")
+    n = v.lower().re_replace(r"[^a-z0-9]", "")
+    return ibis.cases(*[(n == a, b) for a, b in SYNONYMS.items()], else_=n)
 
 
 def typo_pairs(t: ibis.Table, window: Window, keys: list[str] | None = None) -> ibis.Table:
     """Tag keys and values that look like typos of each other (``ml-platform`` vs ``mlplatform``,
-    ``team`` vs ``Team``): the same once lower-cased without punctuation, or one edit apart."""
+    ``team`` vs ``Team``, ``prod`` vs ``production``): the same once lower-cased without punctuation and
+    common synonyms, or one edit apart."""
     t = in_window(t, window).filter(t.Tags.notnull())
     pairs = t.select(cost=t.EffectiveCost, key=t.Tags.keys().unnest())
     kv = t.select(cost=t.EffectiveCost, tags=t.Tags).mutate(key=ibis._.tags.keys().unnest())

@@ -85,9 +85,11 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None) -> Path
 
         by = costs_mod.parse_by
         sections = [
-            Section("Spend by provider", q(costs_mod.cost_by(ai, by("ProviderName"), window)), ("ProviderName", "cost")),
+            Section("Spend by provider", q(costs_mod.cost_by(ai, by("ProviderName"), window)),
+                    ("ProviderName", "cost")),
             Section("Spend by cost layer", q(costs_mod.cost_by(ai, by("layer"), window, rules=rules)),
-                    ("layer", "cost"), note="Layer rules are data: analysis/data/layers.yaml, extend with layers_file."),
+                    ("layer", "cost"),
+                    note="Layer rules are data: analysis/data/layers.yaml; extend them with layers_file."),
             Section("Spend by team tag", q(costs_mod.cost_by(ai, by("tag:team"), window)), ("tag:team", "cost")),
             Section("Monthly spend by layer", q(costs_mod.cost_by(ai, by("month,layer"), window, rules=rules)
                                                  .order_by(["month", "layer"]))),
@@ -95,7 +97,8 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None) -> Path
                     ("ServiceName", "cost")),
             Section("Tag coverage", q(tags_mod.coverage(ai, DEMO_TAG_KEYS, window)), ("key", "share"),
                     note="Share of positive EffectiveCost carrying each key."),
-            Section("Largest resources missing a tag", q(tags_mod.untagged_resources(ai, DEMO_TAG_KEYS, window, 10))),
+            Section("Largest resources missing team, project or env",
+                    q(tags_mod.untagged_resources(ai, DEMO_TAG_KEYS[:3], window, 10))),
             Section("Tag keys and values that look like typos", q(tags_mod.typo_pairs(ai, window))),
             Section("FOCUS sample (real data, Sep 2024): spend by provider and layer",
                     q(costs_mod.cost_by(t.filter(t._batch_id == sample.batch_id), by("ProviderName,layer"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +36,8 @@ class Store:
         self.con.execute("SET enable_progress_bar_print = false")
         self.con.execute(f"SET memory_limit = '{memory_limit}'")
         # ibis 12 still writes `x -> ...` lambdas, which DuckDB 2.0 deprecates behind this setting.
-        try:
+        with suppress(duckdb.Error):  # older DuckDB: the arrow syntax is the only one
             self.con.execute("SET lambda_syntax = 'ENABLE_SINGLE_ARROW'")
-        except duckdb.Error:  # older DuckDB: the arrow syntax is the only one
-            pass
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         if not read_only:

@@ -12,8 +12,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (CI logs, files) gets a wide fixed width instead of Rich's 80-column fallback.
+console = Console(width=None if Console().is_terminal else 160)
+err_console = Console(stderr=True, soft_wrap=True)
 FORMATS = ("table", "csv", "json")
 MONEY_HINTS = ("cost", "billed", "effective", "spend", "amount")
 
@@ -62,10 +63,23 @@ def render(rows: list[dict[str, Any]], fmt: str = "table", title: str | None = N
         return
     table = Table(title=title, caption=caption, show_lines=False)
     names = list(rows[0]) if rows else []
-    for n in names:
-        numeric = bool(rows) and isinstance(rows[0][n], Decimal | int | float)
-        table.add_column(n, justify="right" if numeric else "left", overflow="ellipsis",
-                         no_wrap=not numeric, max_width=None if numeric else 48)
-    for r in rows:
-        table.add_row(*(_cell(n, r[n]) for n in names))
+    cells = [[_cell(n, r[n]) for n in names] for r in rows]
+    for i, n in enumerate(names):
+        numeric = any(isinstance(r[n], Decimal | int | float) for r in rows)
+        # Numbers are never cut; long ids are cut in the middle, where they differ least.
+        width = max([len(n), *(len(c[i]) for c in cells)])
+        table.add_column(n, justify="right" if numeric else "left", no_wrap=True, overflow="ellipsis",
+                         min_width=width if numeric else min(width, 12))
+        if not numeric:
+            for c in cells:
+                c[i] = _middle(c[i], MAX_TEXT)
+    for c in cells:
+        table.add_row(*c)
     console.print(table)
+
+
+MAX_TEXT = 48
+
+
+def _middle(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit // 3] + "…" + text[-(limit - limit // 3 - 1):]
