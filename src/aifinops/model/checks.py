@@ -67,8 +67,16 @@ def focus_checks(raw: dict[str, str]) -> list[Check]:
         elif col.id == "Tags":
             checks.append(Check(
                 "json-object", col.id, ERROR,
-                f"{v} IS NOT NULL AND NOT coalesce(json_valid({v}) AND json_type({v}) = 'OBJECT', false)",
+                # TRY_CAST, not json_valid(v) AND json_type(v): AND does not short-circuit, and json_type
+                # raises on malformed JSON instead of letting the row be quarantined.
+                f"{v} IS NOT NULL AND NOT coalesce(json_type(TRY_CAST({v} AS JSON)) = 'OBJECT', false)",
                 f"'not a JSON object of tags: ' || {_shown(v)}"))
+            # A repeated key is valid JSON but cannot become a MAP: without this the cast fails the batch.
+            keys = f"json_keys(TRY_CAST({v} AS JSON))"
+            checks.append(Check(
+                "json-object-keys", col.id, ERROR,
+                f"{v} IS NOT NULL AND len({keys}) <> len(list_distinct({keys}))",
+                f"'a tag key appears more than once: ' || {_shown(v)}"))
         elif col.data_type == "JSON":
             checks.append(Check(
                 "json", col.id, WARNING, f"{v} IS NOT NULL AND NOT coalesce(json_valid({v}), false)",

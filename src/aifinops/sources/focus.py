@@ -150,9 +150,10 @@ def _typed(col: focus.FocusColumn, raw: str | None) -> str:
         return "CAST(NULL AS MAP(VARCHAR, VARCHAR))" if col.id == "Tags" else f"CAST(NULL AS {col.sql_type})"
     if col.id == "Tags":
         # A JSON object -> MAP(VARCHAR, VARCHAR): booleans and numbers become text, nested values JSON text.
-        # A Parquet column that is already a MAP casts directly.
+        # A Parquet column that is already a MAP (or a STRUCT) goes through JSON too: its VARCHAR form
+        # ({k=v}) is not JSON, so it must not be cast to text first.
         return (f"CASE WHEN {raw} IS NULL THEN NULL "
-                f"ELSE CAST(CAST(CAST({raw} AS VARCHAR) AS JSON) AS MAP(VARCHAR, VARCHAR)) END")
+                f"ELSE CAST(CAST({raw} AS JSON) AS MAP(VARCHAR, VARCHAR)) END")
     if col.data_type == "Date/Time":
         # Zone-less values are UTC (the session time zone); offsets are converted to UTC.
         return f"CAST(CAST({raw} AS TIMESTAMPTZ) AS TIMESTAMP)"

@@ -258,22 +258,22 @@ def _collect_rejects(store: Store, source: Source, read: FileRead, st: _Staged, 
     """Malformed CSV lines -> quarantine rows. Returns how many lines were rejected."""
     con = store.con
     rej = st.rejects
-    rej = con.execute(
+    lines = con.execute(
         f"SELECT line, any_value(error_type), any_value(csv_line), any_value(error_message) "
         f"FROM {rej} GROUP BY line ORDER BY line"
     ).fetchall()
-    if not rej:
+    if not lines:
         return 0
-    types = {r[1] for r in rej}
+    types = {r[1] for r in lines}
     if "INVALID UNICODE" in types or "INVALID ENCODING" in types:
-        line = next(r[0] for r in rej if r[1] in ("INVALID UNICODE", "INVALID ENCODING"))
+        line = next(r[0] for r in lines if r[1] in ("INVALID UNICODE", "INVALID ENCODING"))
         raise IngestError(
             f"{read.file.path}: not UTF-8 (first invalid byte on line {line}); re-encode the file as UTF-8,"
             " e.g. iconv -f latin1 -t utf-8"
         )
     if staged == 0:
         raise IngestError(
-            f"{read.file.path}: no line has the header's number of fields ({rej[0][3]} on line {rej[0][0]});"
+            f"{read.file.path}: no line has the header's number of fields ({lines[0][3]} on line {lines[0][0]});"
             " is the delimiter of the rows the same as the header's?"
         )
     con.execute(
@@ -286,7 +286,7 @@ def _collect_rejects(store: Store, source: Source, read: FileRead, st: _Staged, 
         f"map_from_entries([('_line', any_value(csv_line))]) FROM {rej} GROUP BY line",
         [batch_id, source.kind, str(read.file.path)],
     )
-    return len(rej)
+    return len(lines)
 
 
 def _count_warnings(store: Store, read: FileRead, st: _Staged, warns: list[Check], batch_id: int,
@@ -318,6 +318,9 @@ def _explain(exc: Exception) -> str:
     low = str(exc).lower()
     if "gzip" in low or "zlib" in low or "inflate" in low:
         return f"the gzip stream is corrupt or truncated ({text})"
+    if "error when sniffing file" in low:  # DuckDB found no line that parses with the header's dialect
+        return ("no line parses as CSV with the header's delimiter and quoting; is the delimiter of the rows the"
+                " same as the header's, and are quotes balanced?")
     return text
 
 
