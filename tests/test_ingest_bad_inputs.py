@@ -153,6 +153,8 @@ ROW_CASES = {
     "period start not before end": (_end_equals_start, "ChargePeriodStart",
                                     "ChargePeriodStart '2024-09-22 00:00:00' is not before ChargePeriodEnd "
                                     "'2024-09-22 00:00:00'"),
+    "infinite timestamp": (_set("ChargePeriodEnd", "infinity"), "ChargePeriodEnd",
+                           "not an ISO 8601 date/time: 'infinity'"),
     "unknown currency": (_set("BillingCurrency", "XYZ"), "BillingCurrency", "not an ISO 4217 currency code: 'XYZ'"),
     "charge category not allowed": (_set("ChargeCategory", "Refund"), "ChargeCategory",
                                     "not an allowed ChargeCategory: 'Refund'"),

@@ -151,3 +151,15 @@ def test_column_names_in_any_letter_case(tmp_path, new_store, focus_source, focu
     assert store.con.execute(
         "SELECT count(*) FROM focus_charges WHERE map_contains(Tags, 'environment')"
     ).fetchone() == (660,)
+
+
+def test_parquet_empty_strings_are_missing_values_as_in_csv(tmp_path, new_store, focus_source, focus_rows):
+    """A straight copy of the sample to Parquet keeps '' cells (Oracle's PricingCategory): they must read
+    as NULL, as they do from CSV, not be quarantined as disallowed values."""
+    out = tmp_path / "plain.parquet"
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT * FROM read_csv('{focus_rows.path}', all_varchar = true, nullstr = 'NULL')) "
+                f"TO '{out}' (FORMAT parquet)")
+    assert con.execute(f"SELECT count(*) FROM '{out}' WHERE PricingCategory = ''").fetchone()[0] == 7
+    res = ingest(new_store("pq.duckdb"), focus_source, [out])
+    assert (res.rows_loaded, res.rows_quarantined) == (1000, 0)

@@ -62,7 +62,9 @@ def focus_checks(raw: dict[str, str]) -> list[Check]:
                 f"'not a decimal number: ' || {_shown(v)}"))
         elif col.data_type == "Date/Time":
             checks.append(Check(
-                "datetime", col.id, ERROR, f"{v} IS NOT NULL AND TRY_CAST({v} AS TIMESTAMPTZ) IS NULL",
+                # 'infinity' parses as a timestamp; no charge happens there.
+                "datetime", col.id, ERROR,
+                f"{v} IS NOT NULL AND NOT coalesce(isfinite(TRY_CAST({v} AS TIMESTAMPTZ)), false)",
                 f"'not an ISO 8601 date/time: ' || {_shown(v)}"))
         elif col.id == "Tags":
             checks.append(Check(

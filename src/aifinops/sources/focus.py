@@ -15,6 +15,7 @@ import zlib
 from collections import Counter
 from typing import ClassVar
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..model import focus
@@ -74,6 +75,11 @@ def header_of(file: SourceFile) -> tuple[list[str], str | None]:
     return _csv_header(file)
 
 
+def _parquet_text_columns(file: SourceFile) -> set[str]:
+    schema = pq.read_schema(file.path)
+    return {f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)}
+
+
 @sources.register("focus")
 class FocusSource(Source):
     """FOCUS cost and usage data from any provider.
@@ -87,7 +93,8 @@ class FocusSource(Source):
 
     def read(self, file: SourceFile) -> FileRead:
         names, delim = header_of(file)
-        dupes = sorted(n for n, k in Counter(n.lower() for n in names).items() if k > 1)
+        counts = Counter(n.lower() for n in names)
+        dupes = sorted({n for n in names if counts[n.lower()] > 1})
         if dupes:
             raise SourceError(f"{file.path}: duplicated column(s) in the header: {', '.join(dupes)}")
         if any(not n for n in names):
@@ -129,10 +136,17 @@ class FocusSource(Source):
                 " parallel = true)"
             )
         # Raw values are referenced through the stage alias ``s`` the ingest engine reads them from.
-        raw = {col: "s." + quote_ident(src) for col, src in mapping.items()}
+        # An empty string is a missing value in Parquet too, as it is in CSV (nullstr above).
+        texts = _parquet_text_columns(file) if file.format == "parquet" else set()
+
+        def ref(src: str) -> str:
+            ident = "s." + quote_ident(src)
+            return f"NULLIF({ident}, '')" if src in texts else ident
+
+        raw = {col: ref(src) for col, src in mapping.items()}
         typed = {c.id: _typed(c, raw.get(c.id)) for c in focus.columns()}
         for col, src in extras.items():
-            raw[col] = "s." + quote_ident(src)
+            raw[col] = ref(src)
             typed[col] = f"CAST({raw[col]} AS VARCHAR)"
         notes = []
         if delim not in (None, ","):

@@ -356,6 +356,7 @@ def _restate(store: Store, source: Source, batch_id: int, allow_older: bool, res
         [batch_id],
     ).fetchall()
     if not replaced:
+        con.execute("DROP TABLE IF EXISTS _aif_keys")
         return
     con.executemany("INSERT INTO restatements VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [[batch_id, *r] for r in replaced])
