@@ -1,8 +1,8 @@
 """``kill -9`` in the middle of an ingest leaves the store exactly as it was, and the same ingest then completes.
 
 A child process ingests a generated FOCUS CSV (the sample's AWS rows repeated, with varied costs) into a store
-that already holds the sample as batch 1. The child prints a marker when it enters a phase of the ingest (staging
-the file, then loading it inside the batch transaction); the parent SIGKILLs it a moment later, mid-statement.
+that already holds the sample as batch 1. The child prints a marker when it starts loading the file inside the batch
+transaction; the parent SIGKILLs it a moment later (EARLY) or as soon as the store file grows (LOAD), mid-INSERT.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from aifinops.store.connection import Store
 from aifinops.store.ingest import ingest
 
 ROWS = 250_000
-KILL_AFTER = 0.3  # seconds after the STAGE marker
+KILL_AFTER = 0.3  # seconds after the LOAD marker, for the EARLY kill
 GROW_WAIT = 5.0  # at most this long after the LOAD marker
 
 CHILD = r"""
@@ -42,7 +42,6 @@ def marked(name, fn):
         return fn(*args, **kwargs)
     return wrapper
 
-ing._stage_file = marked("STAGE", ing._stage_file)
 ing._load_file = marked("LOAD", ing._load_file)
 ing._restate = marked("RESTATE", ing._restate)
 ing._record = marked("RECORD", ing._record)
@@ -101,8 +100,8 @@ def snapshot(db: Path) -> dict[str, object]:
 def run_and_kill(db: Path, csv_path: Path, phase: str) -> tuple[bool, list[str]]:
     """Start the child and SIGKILL it once it is inside ``phase``; True when it was killed before it finished.
 
-    STAGE: KILL_AFTER seconds after the marker (staging takes over a second). LOAD: as soon as the store file
-    grows, i.e. while the uncommitted INSERT is writing its blocks (at most GROW_WAIT seconds after the marker)."""
+    EARLY: KILL_AFTER seconds after the LOAD marker (the insert takes over a second). LOAD: as soon as the store
+    file grows, i.e. while the uncommitted INSERT is writing its blocks (at most GROW_WAIT seconds after it)."""
     env = dict(os.environ, PYTHONPATH=str(Path(aifinops.__file__).resolve().parents[1]))
     size = db.stat().st_size
     proc = subprocess.Popen([sys.executable, "-c", CHILD, str(db), str(csv_path)], stdout=subprocess.PIPE,
@@ -114,7 +113,7 @@ def run_and_kill(db: Path, csv_path: Path, phase: str) -> tuple[bool, list[str]]
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line.strip())
-            if line.startswith(phase):
+            if line.startswith("LOAD"):
                 seen.set()
 
     t = threading.Thread(target=reader, daemon=True)
@@ -146,7 +145,7 @@ def run_and_kill(db: Path, csv_path: Path, phase: str) -> tuple[bool, list[str]]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("phase", ["STAGE", "LOAD"])
+@pytest.mark.parametrize("phase", ["EARLY", "LOAD"])
 def test_kill_mid_ingest_leaves_the_store_as_it_was(phase, tmp_path, big_csv, focus_rows, focus_source):
     csv_path, n, billed, effective = big_csv
     db = tmp_path / "store.duckdb"
@@ -179,7 +178,7 @@ def test_kill_mid_ingest_leaves_the_store_as_it_was(phase, tmp_path, big_csv, fo
                              'sum("EffectiveCost") FROM focus_charges GROUP BY 1 ORDER BY 1').fetchall()
         others = Decimal("1.976514185860") + Decimal("0.537073924730")
         assert rows == [(1, 58, 58, others, Decimal("1.976514185860")), (2, n, n, billed, effective)]
-        # the file was staged in parallel; each row still carries its own row number (x_Id is its 0-based index)
+        # each row carries its own row number in the file (x_Id is its 0-based index)
         assert s.con.execute(
             "SELECT count(*) FROM focus_charges WHERE _batch_id = 2 AND _row <> CAST(x_Id AS BIGINT) + 1"
         ).fetchone() == (0,)

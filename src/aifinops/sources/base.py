@@ -36,14 +36,21 @@ class FileRead:
     relation_sql: str  # e.g. read_csv('...', all_varchar = true, ...)
     #: canonical column -> SQL expression over the relation's raw columns (the raw value, untyped)
     raw: dict[str, str]
-    #: canonical column -> SQL expression that gives the typed value from the raw one
+    #: canonical column -> SQL expression that gives the typed value from the raw one (never raises:
+    #: a value that cannot be cast is NULL, and a check reports it)
     typed: dict[str, str]
     #: canonical column -> SQL type, for columns the target table may not have yet (x_ columns)
     extra_columns: dict[str, str]
-    checks: list[Check]
+    checks: list[Check]  # over ``raw`` and over ``typed_ref(column)``
     version: str | None = None
     is_csv: bool = False
     notes: list[str] = field(default_factory=list)
+
+
+def typed_ref(index: int) -> str:
+    """Where the ingest engine exposes the typed value of the ``index``-th column of ``FileRead.typed``:
+    it casts each value once in an inner projection, and rules and the insert read the result."""
+    return f's."_t{index}"'
 
 
 def file_format(path: Path) -> str | None:

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from ..model import focus
 from ..model.checks import allowed_value_sql, focus_checks
-from .base import FileRead, Source, SourceError, SourceFile, sources
+from .base import FileRead, Source, SourceError, SourceFile, sources, typed_ref
 
 _DELIMITERS = (",", ";", "\t", "|")
 
@@ -126,14 +126,14 @@ class FocusSource(Source):
             )
         path = sql_literal(str(file.path))
         if file.format == "parquet":
-            relation = f"read_parquet({path})"
+            relation = f"read_parquet({path}, file_row_number = true)"
         else:
             relation = (
                 f"read_csv({path}, header = true, all_varchar = true, delim = {sql_literal(delim or ',')},"
                 " quote = '\"', escape = '\"', nullstr = ['NULL', ''], strict_mode = true,"
                 " store_rejects = true, rejects_limit = 0, null_padding = false,"
                 f" compression = '{'gzip' if file.format == 'csv.gz' else 'none'}',"
-                " parallel = true)"
+                " parallel = false)"
             )
         # Raw values are referenced through the stage alias ``s`` the ingest engine reads them from.
         # An empty string is a missing value in Parquet too, as it is in CSV (nullstr above).
@@ -153,7 +153,8 @@ class FocusSource(Source):
             notes.append(f"{file.path.name}: read with delimiter {delim!r}")
         return FileRead(
             file=file, relation_sql=relation, raw=raw, typed=typed,
-            extra_columns={col: "VARCHAR" for col in extras}, checks=focus_checks(raw),
+            extra_columns={col: "VARCHAR" for col in extras},
+            checks=focus_checks(raw, {c: typed_ref(i) for i, c in enumerate(typed)}),
             version=version, is_csv=file.format != "parquet", notes=notes,
         )
 
@@ -166,13 +167,13 @@ def _typed(col: focus.FocusColumn, raw: str | None) -> str:
         # A JSON object -> MAP(VARCHAR, VARCHAR): booleans and numbers become text, nested values JSON text.
         # A Parquet column that is already a MAP (or a STRUCT) goes through JSON too: its VARCHAR form
         # ({k=v}) is not JSON, so it must not be cast to text first.
-        return (f"CASE WHEN {raw} IS NULL THEN NULL "
-                f"ELSE CAST(CAST({raw} AS JSON) AS MAP(VARCHAR, VARCHAR)) END")
+        # TRY: a row whose Tags break a rule still passes through the insert (on its way to quarantine).
+        return f"TRY(CAST(CAST({raw} AS JSON) AS MAP(VARCHAR, VARCHAR)))"
     if col.data_type == "Date/Time":
         # Zone-less values are UTC (the session time zone); offsets are converted to UTC.
-        return f"CAST(CAST({raw} AS TIMESTAMPTZ) AS TIMESTAMP)"
+        return f"CAST(TRY_CAST({raw} AS TIMESTAMPTZ) AS TIMESTAMP)"
     if col.data_type == "Decimal":
-        return f"CAST({raw} AS {focus.DECIMAL_SQL})"
+        return f"TRY_CAST({raw} AS {focus.DECIMAL_SQL})"
     if col.allowed_values:
         return allowed_value_sql(col, raw)
     return f"CAST({raw} AS VARCHAR)"

@@ -25,7 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from ..model.checks import ERROR, WARNING, Check
-from ..sources.base import FileRead, Source, SourceError, SourceFile, expand
+from ..sources.base import FileRead, Source, SourceError, SourceFile, expand, typed_ref
 from . import progress as progress_mod
 from .connection import Store
 
@@ -69,27 +69,7 @@ class IngestProgress:
     def update(self, pct: float) -> None: ...
 
 
-_BAD = "_aif_bad"
-
-
-@dataclass(frozen=True)
-class _Staged:
-    """Temp tables holding one file as read. Staged before the batch transaction opens, so their row
-    ids are the file's row order (rows inserted inside a transaction get provisional row ids)."""
-
-    index: int
-
-    @property
-    def stage(self) -> str:
-        return f"_aif_stage_{self.index}"
-
-    @property
-    def rejects(self) -> str:
-        return f"_aif_rejects_{self.index}"
-
-    @property
-    def tables(self) -> tuple[str, ...]:
-        return (self.stage, self.rejects, f"{self.rejects}_scan", f"{self.rejects}_pos")
+_REJ, _SEQ = "_aif_rejects", "_aif_rownum"
 
 
 def batch_fingerprint(files: list[SourceFile]) -> str:
@@ -118,31 +98,27 @@ def ingest(store: Store, source: Source, paths: list[str | Path], *, strict: boo
         result.notes.append(f"same content as batch {seen[0]} ({seen[1]}): nothing to do")
         return result
 
-    staged = [_Staged(i) for i in range(len(reads))]
     try:
-        for st, read in zip(staged, reads, strict=True):
-            progress.start_file(read.file, st.index, len(reads))
-            _stage_file(store, read, st, progress.update)
         with store.transaction():
-            _load_batch(store, source, reads, staged, files, fp, strict, allow_older, result, started)
+            _load_batch(store, source, reads, files, fp, strict, allow_older, result, started, progress)
     except _Empty:
         result.batch_id, result.status = None, "empty"
         result.notes.append("no data rows in the given files (header only): nothing loaded")
     finally:
-        for st in staged:
-            for t in st.tables:
-                store.con.execute(f"DROP TABLE IF EXISTS {t}")
+        for t in (_REJ, f"{_REJ}_scan", f"{_REJ}_pos"):
+            store.con.execute(f"DROP TABLE IF EXISTS {t}")
     return result
 
 
-def _load_batch(store: Store, source: Source, reads: list[FileRead], staged: list[_Staged],
-                files: list[SourceFile], fp: str, strict: bool, allow_older: bool, result: BatchResult,
-                started: float) -> None:
+def _load_batch(store: Store, source: Source, reads: list[FileRead], files: list[SourceFile], fp: str,
+                strict: bool, allow_older: bool, result: BatchResult, started: float,
+                progress: IngestProgress) -> None:
     con = store.con
     batch_id = con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM batches").fetchone()[0]
     result.batch_id = batch_id
-    for st, read in zip(staged, reads, strict=True):
-        result.files.append(_load_file(store, source, read, st, batch_id, strict, result))
+    for i, read in enumerate(reads):
+        progress.start_file(read.file, i, len(reads))
+        result.files.append(_load_file(store, source, read, batch_id, strict, result, progress.update))
     if result.rows_read == 0:
         raise _Empty()
     if source.restatement_key:
@@ -158,84 +134,75 @@ class _Empty(Exception):
 
 # -- one file -------------------------------------------------------------------------------------
 
-def _stage_file(store: Store, read: FileRead, st: _Staged, on_progress: Callable[[float], None]) -> None:
-    relation = read.relation_sql
-    if read.is_csv:
-        relation = relation[:-1] + f", rejects_table = '{st.rejects}', rejects_scan = '{st.rejects}_scan')"
-    try:
-        progress_mod.execute(store.con, f"CREATE OR REPLACE TEMP TABLE {st.stage} AS SELECT * FROM {relation}",
-                             on_progress=on_progress)
-    except Exception as exc:
-        raise IngestError(f"{read.file.path}: cannot be read: {_explain(exc)}") from None
-
-
-def _load_file(store: Store, source: Source, read: FileRead, st: _Staged, batch_id: int, strict: bool,
-               result: BatchResult) -> FileResult:
+def _load_file(store: Store, source: Source, read: FileRead, batch_id: int, strict: bool,
+               result: BatchResult, on_progress: Callable[[float], None]) -> FileResult:
+    """One pass over the file: every row lands in the target with its typed values, its rule breaches
+    (``_errors``, ``_warnings``) and, for a bad row only, its raw values (``_raw``). Bad rows then move to
+    ``quarantine``. Nothing is staged in full: a temp copy of a large file spills to disk and is read
+    back several times, which made ingest several times slower than a bare load."""
     con = store.con
     fr = FileResult(read.file.path, version=read.version)
-    stage = st.stage
-    staged = con.execute(f"SELECT count(*) FROM {stage}").fetchone()[0]
-    rejects = _collect_rejects(store, source, read, st, staged, batch_id) if read.is_csv else 0
-    fr.rows_read = staged + rejects
-
-    # Row numbers are 1-based data rows. Malformed lines were skipped by the reader, so rows after
-    # them shift by the number of rejects before them (j-th reject at line L follows L-2-j good rows).
-    row_expr = "s.rowid + 1"
-    if rejects:
-        row_expr = f"s.rowid + 1 + (SELECT count(*) FROM {st.rejects}_pos p WHERE p.pos <= s.rowid)"
-
     _ensure_columns(store, source.target, read.extra_columns)
     errors = [c for c in read.checks if c.severity == ERROR or (strict and c.severity == WARNING)]
     warns = [] if strict else [c for c in read.checks if c.severity == WARNING]
-    cond = " OR ".join(f"coalesce({c.violation}, false)" for c in errors) or "false"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_BAD} AS SELECT s.rowid AS _rid, {_error_list(errors)} AS errors "
-        f"FROM {stage} s WHERE {cond}"
-    )
-    bad = con.execute(f"SELECT count(*) FROM {_BAD}").fetchone()[0]
-
+    bad = " OR ".join(f"coalesce({c.violation}, false)" for c in errors) or "false"
+    warned = " OR ".join(f"coalesce({c.violation}, false)" for c in warns) or "false"
+    raw_map = "map_from_entries([" + ", ".join(
+        f"({_lit(c)}, CAST({read.raw[c]} AS VARCHAR))" for c in read.raw) + "])"
+    relation = read.relation_sql
+    if read.is_csv:
+        # Rows are numbered by a sequence; the reader runs single-threaded (parallel = false), so the
+        # sequence follows the file's order. Malformed lines go to the rejects table.
+        relation = relation[:-1] + f", rejects_table = '{_REJ}', rejects_scan = '{_REJ}_scan')"
+        con.execute(f"CREATE OR REPLACE TEMP SEQUENCE {_SEQ} START 1")
+        row_expr = f"nextval('{_SEQ}')"
+    else:
+        row_expr = "s.file_row_number + 1"
     cols = list(read.typed)
     target_cols = ", ".join(f'"{c}"' for c in cols)
-    exprs = ", ".join(read.typed[c] for c in cols)
-    anti = f" ANTI JOIN {_BAD} b ON s.rowid = b._rid" if bad else ""
+    exprs = ", ".join(typed_ref(i) for i in range(len(cols)))
+    # Each value is cast once, in the inner projection; rules and the insert read the typed result.
+    casts = ", ".join(f'{read.typed[c]} AS "_t{i}"' for i, c in enumerate(cols))
+    relation = f"(SELECT *, {casts} FROM {relation} s)"
     file_label = str(read.file.path)
-    con.execute(
-        f'INSERT INTO {source.target} ({target_cols}, _batch_id, _file, _row) '
-        f"SELECT {exprs}, ?, ?, {row_expr} FROM {stage} s{anti}",
-        [batch_id, file_label],
-    )
-    fr.rows_loaded = staged - bad
-    if bad:
-        money = ", ".join(
-            f"TRY_CAST({read.raw[c]} AS DECIMAL(38, 12))" if c in read.raw
-            else "NULL" for c in ("BilledCost", "EffectiveCost")
+    try:
+        progress_mod.execute(
+            con,
+            f"INSERT INTO {source.target} ({target_cols}, _batch_id, _file, _row, _errors, _warnings, _raw) "
+            f"SELECT {exprs}, $batch, $file, {row_expr}, "
+            f"CASE WHEN {bad} THEN {_error_list(errors)} END, "
+            f"CASE WHEN {warned} THEN {_error_list(warns)} END, "
+            f"CASE WHEN {bad} THEN {raw_map} END FROM {relation} s",
+            {"batch": batch_id, "file": file_label}, on_progress=on_progress,
         )
-        raw_map = "map_from_entries([" + ", ".join(
-            f"({_lit(c)}, CAST({read.raw[c]} AS VARCHAR))" for c in read.raw
-        ) + "])"
-        con.execute(
-            f"INSERT INTO quarantine SELECT ?, ?, ?, {row_expr}, b.errors, {money}, {raw_map} "
-            f"FROM {stage} s JOIN {_BAD} b ON s.rowid = b._rid",
-            [batch_id, source.kind, file_label],
-        )
-    fr.rows_quarantined = bad + rejects
-    if warns:
-        _count_warnings(store, read, st, warns, batch_id, row_expr, result)
+    except Exception as exc:
+        raise IngestError(f"{read.file.path}: cannot be read: {_explain(exc)}") from None
 
-    # Money as read: every value that can be read as a number, whatever happened to its row.
-    for col in source.reconciled:
-        read_sum = Decimal(0)
-        if col in read.raw:
-            v = read.raw[col]
-            read_sum = con.execute(
-                f"SELECT coalesce(sum(TRY_CAST({v} AS DECIMAL(38, 12))), 0) FROM {stage} s"
-            ).fetchone()[0]
+    where = f"_batch_id = {int(batch_id)} AND _file = {_lit(file_label)}"
+    rejects = _collect_rejects(store, source, read, batch_id, where) if read.is_csv else 0
+    # Money as read: every value that can be read as a number, whatever happens to its row next.
+    sums = ", ".join(f'coalesce(sum("{c}"), 0)' for c in source.reconciled)
+    row = con.execute(f"SELECT count(*), count(_errors){', ' + sums if sums else ''} "
+                      f"FROM {source.target} WHERE {where}").fetchone()
+    fr.rows_read, bad_rows = row[0] + rejects, row[1]
+    for col, value in zip(source.reconciled, row[2:], strict=True):
         m = result.money.setdefault(col, {"read": Decimal(0), "loaded": Decimal(0), "quarantined": Decimal(0)})
-        m["read"] += read_sum
+        m["read"] += value
+    if bad_rows:
+        money = ", ".join(f'"{c}"' if c in read.typed else "NULL" for c in ("BilledCost", "EffectiveCost"))
+        con.execute(
+            "INSERT INTO quarantine SELECT _batch_id, ?, _file, _row, "
+            "list_transform(_errors, lambda e: {'column': e.\"column\", 'reason': e.reason}), "
+            f"{money}, _raw "
+            f"FROM {source.target} WHERE {where} AND _errors IS NOT NULL", [source.kind])
+        con.execute(f"DELETE FROM {source.target} WHERE {where} AND _errors IS NOT NULL")
+    if warns:
+        _count_warnings(store, source, read, batch_id, where, result)
+    fr.rows_loaded = row[0] - bad_rows
+    fr.rows_quarantined = bad_rows + rejects
     result.rows_read += fr.rows_read
     result.rows_loaded += fr.rows_loaded
     result.rows_quarantined += fr.rows_quarantined
-    con.execute(f"DROP TABLE IF EXISTS {_BAD}")
     return fr
 
 
@@ -244,23 +211,23 @@ def _lit(text: str) -> str:
 
 
 def _error_list(checks: list[Check]) -> str:
+    """A list of {column, reason, rule} for the checks a row breaks (evaluated only for rows that break one)."""
     if not checks:
-        return "[]::STRUCT(\"column\" VARCHAR, reason VARCHAR)[]"
+        return "NULL"
     items = ", ".join(
-        f"CASE WHEN coalesce({c.violation}, false) THEN {{'column': {_lit(c.column)}, 'reason': {c.reason}}} END"
+        f"CASE WHEN coalesce({c.violation}, false) THEN {{'column': {_lit(c.column)}, 'reason': {c.reason}, "
+        f"'rule': {_lit(c.rule)}}} END"
         for c in checks
     )
     return f"list_filter([{items}], lambda x: x IS NOT NULL)"
 
 
-def _collect_rejects(store: Store, source: Source, read: FileRead, st: _Staged, staged: int,
-                     batch_id: int) -> int:
-    """Malformed CSV lines -> quarantine rows. Returns how many lines were rejected."""
+def _collect_rejects(store: Store, source: Source, read: FileRead, batch_id: int, where: str) -> int:
+    """Malformed CSV lines -> quarantine rows, and row numbers after them corrected. Returns how many."""
     con = store.con
-    rej = st.rejects
     lines = con.execute(
         f"SELECT line, any_value(error_type), any_value(csv_line), any_value(error_message) "
-        f"FROM {rej} GROUP BY line ORDER BY line"
+        f"FROM {_REJ} GROUP BY line ORDER BY line"
     ).fetchall()
     if not lines:
         return 0
@@ -271,39 +238,42 @@ def _collect_rejects(store: Store, source: Source, read: FileRead, st: _Staged, 
             f"{read.file.path}: not UTF-8 (first invalid byte on line {line}); re-encode the file as UTF-8,"
             " e.g. iconv -f latin1 -t utf-8"
         )
-    if staged == 0:
+    loaded = con.execute(f"SELECT count(*) FROM {source.target} WHERE {where}").fetchone()[0]
+    if loaded == 0:
         raise IngestError(
             f"{read.file.path}: no line has the header's number of fields ({lines[0][3]} on line {lines[0][0]});"
             " is the delimiter of the rows the same as the header's?"
         )
+    # The sequence numbered only the good rows. The j-th reject (at file line L) follows L-2-j good rows,
+    # so good row q is data row q + (rejects that follow fewer than q good rows).
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {rej}_pos AS SELECT line - 2 - (row_number() OVER (ORDER BY line) - 1) "
-        f"AS pos FROM (SELECT DISTINCT line FROM {rej})"
+        f"CREATE OR REPLACE TEMP TABLE {_REJ}_pos AS SELECT line - 2 - (row_number() OVER (ORDER BY line) - 1) "
+        f"AS pos FROM (SELECT DISTINCT line FROM {_REJ})"
     )
+    con.execute(f"UPDATE {source.target} SET _row = _row + (SELECT count(*) FROM {_REJ}_pos p "
+                f"WHERE p.pos < {source.target}._row) WHERE {where}")
     con.execute(
         f"INSERT INTO quarantine SELECT ?, ?, ?, line - 1, [{{'column': any_value(column_name), "
         f"'reason': any_value(error_type) || ': ' || any_value(error_message)}}], NULL, NULL, "
-        f"map_from_entries([('_line', any_value(csv_line))]) FROM {rej} GROUP BY line",
+        f"map_from_entries([('_line', any_value(csv_line))]) FROM {_REJ} GROUP BY line",
         [batch_id, source.kind, str(read.file.path)],
     )
+    for t in (_REJ, f"{_REJ}_scan", f"{_REJ}_pos"):
+        con.execute(f"DROP TABLE IF EXISTS {t}")
     return len(lines)
 
 
-def _count_warnings(store: Store, read: FileRead, st: _Staged, warns: list[Check], batch_id: int,
-                    row_expr: str, result: BatchResult) -> None:
-    aggs = ", ".join(
-        f"count(*) FILTER (WHERE coalesce({w.violation}, false)), "
-        f"min({row_expr}) FILTER (WHERE coalesce({w.violation}, false))"
-        for w in warns
-    )
-    row = store.con.execute(f"SELECT {aggs} FROM {st.stage} s").fetchone()
-    for i, w in enumerate(warns):
-        n, first = row[2 * i], row[2 * i + 1]
-        if n:
-            store.con.execute("INSERT INTO row_warnings VALUES (?, ?, ?, ?, ?, ?)",
-                              [batch_id, str(read.file.path), w.rule, w.column, n, first])
-            result.warnings.append({"file": str(read.file.path), "rule": w.rule, "column": w.column,
-                                    "rows": n, "first_row": first})
+def _count_warnings(store: Store, source: Source, read: FileRead, batch_id: int, where: str,
+                    result: BatchResult) -> None:
+    rows = store.con.execute(
+        f"SELECT w.rule, w.\"column\", count(*), min(_row) FROM (SELECT unnest(_warnings) AS w, _row "
+        f"FROM {source.target} WHERE {where} AND _warnings IS NOT NULL) GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    for rule, column, n, first in rows:
+        store.con.execute("INSERT INTO row_warnings VALUES (?, ?, ?, ?, ?, ?)",
+                          [batch_id, str(read.file.path), rule, column, n, first])
+        result.warnings.append({"file": str(read.file.path), "rule": rule, "column": column,
+                                "rows": n, "first_row": first})
 
 
 def _ensure_columns(store: Store, table: str, extra: dict[str, str]) -> None:

@@ -99,4 +99,17 @@ CREATE TABLE restatements (
     ),
 ]
 
+BREACHES = 'STRUCT("column" VARCHAR, reason VARCHAR, rule VARCHAR)[]'
+
+
+def lineage_columns(table: str) -> list[str]:
+    """Columns every ingest target carries besides _batch_id/_file/_row: the rule breaches of a row and,
+    for a row about to be quarantined, its raw values. Ingest writes a file in one pass through them."""
+    return [f"ALTER TABLE {table} ADD COLUMN _errors {BREACHES}",
+            f"ALTER TABLE {table} ADD COLUMN _warnings {BREACHES}",
+            f"ALTER TABLE {table} ADD COLUMN _raw MAP(VARCHAR, VARCHAR)"]
+
+
+MIGRATIONS.append(("one-pass ingest: rule breaches carried on the row", lineage_columns("focus_charges")))
+
 SCHEMA_VERSION = len(MIGRATIONS)
