@@ -213,3 +213,27 @@ def test_strict_quarantines_what_is_otherwise_a_warning(new_store, focus_source,
     assert store.con.execute("SELECT count(*) FROM row_warnings").fetchone() == (0,)
     assert store.con.execute("SELECT DISTINCT \"ProviderName\" FROM focus_charges ORDER BY 1").fetchall() == \
         [("AWS",), ("Microsoft",)]
+
+
+def test_fast_and_exact_csv_paths_load_identical_rows(new_store, focus_source, focus_rows, monkeypatch):
+    """The pyarrow fast path and DuckDB's exact reader give the same rows, row numbers and warnings."""
+    fast = new_store("fast.duckdb")
+    res = ingest(fast, focus_source, [focus_rows.path])
+    assert res.files[0].reader == "pyarrow"
+
+    original = type(focus_source).read
+
+    def exact_only(self, file):
+        read = original(self, file)
+        read.stream = None
+        return read
+
+    monkeypatch.setattr(type(focus_source), "read", exact_only)
+    exact = new_store("exact.duckdb")
+    res2 = ingest(exact, focus_source, [focus_rows.path])
+    assert res2.files[0].reader == "duckdb"
+    cols = ", ".join(f'"{c}"' for c in focus.column_names())
+    sql = f"SELECT {cols}, x_Id, _row, _warnings FROM focus_charges ORDER BY _row"
+    assert fast.con.execute(sql).fetchall() == exact.con.execute(sql).fetchall()
+    assert fast.rows("SELECT rule, rows, first_row FROM row_warnings ORDER BY ALL") == \
+        exact.rows("SELECT rule, rows, first_row FROM row_warnings ORDER BY ALL")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import glob
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
+
+import pyarrow as pa
 
 from ..model.checks import Check
 from ..registry import Registry
@@ -29,6 +32,20 @@ class SourceFile:
 
 
 @dataclass
+class ArrowStream:
+    """A file read by pyarrow as record batches of text columns plus ``_rn``, the 1-based row number.
+
+    The fast path for CSV: pyarrow parses in parallel and numbers rows exactly, so DuckDB can cast and
+    check them on every core. When the stream meets something it cannot read cleanly (a malformed row,
+    bytes that are not UTF-8, a broken gzip) it stops and sets ``failed``; the engine then discards
+    what it inserted and reads the file through ``FileRead.relation_sql``, which reports the exact line."""
+
+    open: Callable[[], pa.RecordBatchReader]
+    fraction: Callable[[], float] = lambda: 0.0
+    failed: str | None = None
+
+
+@dataclass
 class FileRead:
     """How the ingest engine reads one file: a SQL table expression plus the column mapping."""
 
@@ -45,6 +62,7 @@ class FileRead:
     version: str | None = None
     is_csv: bool = False
     notes: list[str] = field(default_factory=list)
+    stream: ArrowStream | None = None
 
 
 def typed_ref(index: int) -> str:

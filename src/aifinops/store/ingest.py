@@ -41,6 +41,7 @@ class FileResult:
     rows_loaded: int = 0
     rows_quarantined: int = 0
     version: str | None = None
+    reader: str = ""  # pyarrow (the fast CSV path) | duckdb
 
 
 @dataclass
@@ -149,37 +150,53 @@ def _load_file(store: Store, source: Source, read: FileRead, batch_id: int, stri
     warned = " OR ".join(f"coalesce({c.violation}, false)" for c in warns) or "false"
     raw_map = "map_from_entries([" + ", ".join(
         f"({_lit(c)}, CAST({read.raw[c]} AS VARCHAR))" for c in read.raw) + "])"
-    relation = read.relation_sql
-    if read.is_csv:
-        # Rows are numbered by a sequence; the reader runs single-threaded (parallel = false), so the
-        # sequence follows the file's order. Malformed lines go to the rejects table.
-        relation = relation[:-1] + f", rejects_table = '{_REJ}', rejects_scan = '{_REJ}_scan')"
-        con.execute(f"CREATE OR REPLACE TEMP SEQUENCE {_SEQ} START 1")
-        row_expr = f"nextval('{_SEQ}')"
-    else:
-        row_expr = "s.file_row_number + 1"
     cols = list(read.typed)
-    target_cols = ", ".join(f'"{c}"' for c in cols)
-    exprs = ", ".join(typed_ref(i) for i in range(len(cols)))
-    # Each value is cast once, in the inner projection; rules and the insert read the typed result.
-    casts = ", ".join(f'{read.typed[c]} AS "_t{i}"' for i, c in enumerate(cols))
-    relation = f"(SELECT *, {casts} FROM {relation} s)"
     file_label = str(read.file.path)
-    try:
-        progress_mod.execute(
-            con,
-            f"INSERT INTO {source.target} ({target_cols}, _batch_id, _file, _row, _errors, _warnings, _raw) "
-            f"SELECT {exprs}, $batch, $file, {row_expr}, "
-            f"CASE WHEN {bad} THEN {_error_list(errors)} END, "
-            f"CASE WHEN {warned} THEN {_error_list(warns)} END, "
-            f"CASE WHEN {bad} THEN {raw_map} END FROM {relation} s",
-            {"batch": batch_id, "file": file_label}, on_progress=on_progress,
-        )
-    except Exception as exc:
-        raise IngestError(f"{read.file.path}: cannot be read: {_explain(exc)}") from None
-
     where = f"_batch_id = {int(batch_id)} AND _file = {_lit(file_label)}"
-    rejects = _collect_rejects(store, source, read, batch_id, where) if read.is_csv else 0
+
+    def insert(relation: str, row_expr: str, fraction: Callable[[], float] | None = None) -> None:
+        target_cols = ", ".join(f'"{c}"' for c in cols)
+        exprs = ", ".join(typed_ref(i) for i in range(len(cols)))
+        # Each value is cast once, in the inner projection; rules and the insert read the typed result.
+        casts = ", ".join(f'{read.typed[c]} AS "_t{i}"' for i, c in enumerate(cols))
+        try:
+            progress_mod.execute(
+                con,
+                f"INSERT INTO {source.target} ({target_cols}, _batch_id, _file, _row, _errors, _warnings, _raw) "
+                f"SELECT {exprs}, $batch, $file, {row_expr}, "
+                f"CASE WHEN {bad} THEN {_error_list(errors)} END, "
+                f"CASE WHEN {warned} THEN {_error_list(warns)} END, "
+                f"CASE WHEN {bad} THEN {raw_map} END FROM (SELECT *, {casts} FROM {relation} s) s",
+                {"batch": batch_id, "file": file_label}, on_progress=on_progress, fraction=fraction,
+            )
+        except Exception as exc:
+            raise IngestError(f"{read.file.path}: cannot be read: {_explain(exc)}") from None
+
+    streamed = False
+    if read.stream is not None:
+        # Fast path: pyarrow parses the CSV on all cores and numbers the rows; DuckDB casts and checks.
+        con.register("_aif_stream", read.stream.open())
+        try:
+            insert("_aif_stream", "s._rn", read.stream.fraction)
+        finally:
+            con.unregister("_aif_stream")
+        streamed = read.stream.failed is None
+        if not streamed:  # read this file again on the exact path, which names the line and the problem
+            con.execute(f"DELETE FROM {source.target} WHERE {where}")
+    rejects = 0
+    fr.reader = "pyarrow" if streamed else "duckdb"
+    if streamed:
+        pass
+    elif read.is_csv:
+        # Exact path: DuckDB's reader, single-threaded so that a sequence numbers rows in file order;
+        # malformed lines go to the rejects table.
+        con.execute(f"CREATE OR REPLACE TEMP SEQUENCE {_SEQ} START 1")
+        insert(read.relation_sql[:-1] + f", rejects_table = '{_REJ}', rejects_scan = '{_REJ}_scan')",
+               f"nextval('{_SEQ}')")
+        rejects = _collect_rejects(store, source, read, batch_id, where)
+    else:
+        insert(read.relation_sql, "s.file_row_number + 1")
+
     # Money as read: every value that can be read as a number, whatever happens to its row next.
     sums = ", ".join(f'coalesce(sum("{c}"), 0)' for c in source.reconciled)
     row = con.execute(f"SELECT count(*), count(_errors){', ' + sums if sums else ''} "

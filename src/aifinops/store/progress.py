@@ -11,9 +11,11 @@ import duckdb
 ProgressFn = Callable[[float], None]  # receives 0..100
 
 
-def execute(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None,
-            on_progress: ProgressFn | None = None, poll: float = 0.2) -> Any:
-    """``con.execute`` in a worker thread while the caller's thread polls ``query_progress``."""
+def execute(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | dict[str, Any] | None = None,
+            on_progress: ProgressFn | None = None, poll: float = 0.2,
+            fraction: Callable[[], float] | None = None) -> Any:
+    """``con.execute`` in a worker thread while the caller's thread polls ``query_progress`` (or
+    ``fraction``, 0..1, for scans DuckDB cannot measure, such as an Arrow stream)."""
     if on_progress is None:
         return con.execute(sql, params or []).fetchall()
     result: dict[str, Any] = {}
@@ -29,7 +31,7 @@ def execute(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None =
     try:
         while worker.is_alive():
             worker.join(poll)
-            pct = con.query_progress()
+            pct = fraction() * 100 if fraction is not None else con.query_progress()
             if pct >= 0:
                 on_progress(pct)
     except KeyboardInterrupt:
