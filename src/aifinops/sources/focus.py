@@ -127,9 +127,8 @@ def _csv_stream(file: SourceFile, names: list[str], delim: str) -> ArrowStream:
     return state
 
 
-def _parquet_text_columns(file: SourceFile) -> set[str]:
-    schema = pq.read_schema(file.path)
-    return {f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)}
+def _parquet_types(file: SourceFile) -> dict[str, pa.DataType]:
+    return {f.name: f.type for f in pq.read_schema(file.path)}
 
 
 @sources.register("focus")
@@ -189,14 +188,15 @@ class FocusSource(Source):
             )
         # Raw values are referenced through the stage alias ``s`` the ingest engine reads them from.
         # An empty string is a missing value in Parquet too, as it is in CSV (nullstr above).
-        texts = _parquet_text_columns(file) if file.format == "parquet" else set()
+        types = _parquet_types(file) if file.format == "parquet" else {}
+        texts = {n for n, t in types.items() if pa.types.is_string(t) or pa.types.is_large_string(t)}
 
         def ref(src: str) -> str:
             ident = "s." + quote_ident(src)
             return f"NULLIF({ident}, '')" if src in texts else ident
 
         raw = {col: ref(src) for col, src in mapping.items()}
-        typed = {c.id: _typed(c, raw.get(c.id)) for c in focus.columns()}
+        typed = {c.id: _typed(c, raw.get(c.id), types.get(mapping.get(c.id, ""))) for c in focus.columns()}
         for col, src in extras.items():
             raw[col] = ref(src)
             typed[col] = f"CAST({raw[col]} AS VARCHAR)"
@@ -212,8 +212,10 @@ class FocusSource(Source):
         )
 
 
-def _typed(col: focus.FocusColumn, raw: str | None) -> str:
-    """SQL giving the 1.2-typed value of ``col`` from its raw expression (NULL when the file lacks it)."""
+def _typed(col: focus.FocusColumn, raw: str | None, source_type: pa.DataType | None = None) -> str:
+    """SQL giving the 1.2-typed value of ``col`` from its raw expression (NULL when the file lacks it).
+
+    A Parquet column already of the right type is taken as it is: parsing is the costly part of a load."""
     if raw is None:
         return "CAST(NULL AS MAP(VARCHAR, VARCHAR))" if col.id == "Tags" else f"CAST(NULL AS {col.sql_type})"
     if col.id == "Tags":
@@ -223,9 +225,14 @@ def _typed(col: focus.FocusColumn, raw: str | None) -> str:
         # TRY: a row whose Tags break a rule still passes through the insert (on its way to quarantine).
         return f"TRY(CAST(CAST({raw} AS JSON) AS MAP(VARCHAR, VARCHAR)))"
     if col.data_type == "Date/Time":
-        # Zone-less values are UTC (the session time zone); offsets are converted to UTC.
+        if source_type is not None and pa.types.is_timestamp(source_type) and source_type.tz is None:
+            return raw  # a zone-less Parquet timestamp is UTC, as the store's are
+        # Zone-less text is UTC (the session time zone); offsets are converted to UTC.
         return f"CAST(TRY_CAST({raw} AS TIMESTAMPTZ) AS TIMESTAMP)"
     if col.data_type == "Decimal":
+        if source_type is not None and pa.types.is_decimal(source_type) and source_type.scale == 12 \
+                and source_type.precision <= 38:
+            return f"CAST({raw} AS {focus.DECIMAL_SQL})"  # widening only: cannot fail
         return f"TRY_CAST({raw} AS {focus.DECIMAL_SQL})"
     if col.allowed_values:
         return allowed_value_sql(col, raw)
