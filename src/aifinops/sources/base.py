@@ -125,6 +125,9 @@ class Source:
     target: ClassVar[str]
     #: columns whose values identify a delivery that a newer one replaces (restatement)
     restatement_key: ClassVar[tuple[str, ...]] = ()
+    #: column whose maximum per key tells how far a delivery's data reaches: an older one is refused
+    restatement_end: ClassVar[str | None] = None
+    key_noun: ClassVar[str] = "key(s)"
     #: columns summed for the batch's money reconciliation
     reconciled: ClassVar[tuple[str, ...]] = ()
 
@@ -133,3 +136,7 @@ class Source:
 
     def read(self, file: SourceFile) -> FileRead:
         raise NotImplementedError
+
+    def describe_key(self, values: tuple[Any, ...]) -> str:
+        """One restatement key, as a person reads it in a message."""
+        return ", ".join(f"{k} {v}" for k, v in zip(self.restatement_key, values, strict=True))

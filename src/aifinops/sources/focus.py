@@ -14,7 +14,7 @@ import io
 import zlib
 from collections import Counter
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -140,7 +140,13 @@ class FocusSource(Source):
 
     target: ClassVar[str] = "focus_charges"
     restatement_key: ClassVar[tuple[str, ...]] = focus.RESTATEMENT_KEY
+    restatement_end: ClassVar[str | None] = "ChargePeriodEnd"
+    key_noun: ClassVar[str] = "billing period(s)"
     reconciled: ClassVar[tuple[str, ...]] = focus.RECONCILED_COSTS
+
+    def describe_key(self, values: tuple[Any, ...]) -> str:
+        provider, account, period = values
+        return f"{provider} account {account} period {period:%Y-%m}"
 
     def read(self, file: SourceFile) -> FileRead:
         names, delim = header_of(file)

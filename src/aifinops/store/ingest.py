@@ -17,6 +17,7 @@ point leaves the store exactly as it was):
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -314,50 +315,56 @@ def _explain(exc: Exception) -> str:
 # -- restatement, reconciliation, bookkeeping ----------------------------------------------------
 
 def _restate(store: Store, source: Source, batch_id: int, allow_older: bool, result: BatchResult) -> None:
-    con, t = store.con, source.target
-    key = ", ".join(f'"{k}"' for k in source.restatement_key)
-    on = " AND ".join(f'o."{k}" = n."{k}"' for k in source.restatement_key)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _aif_keys AS SELECT {key}, max(\"ChargePeriodEnd\") AS new_end "
-        f"FROM {t} WHERE _batch_id = ? GROUP BY ALL", [batch_id]
-    )
-    nkeys = ", ".join(f'n."{k}"' for k in source.restatement_key)
-    okeys = ", ".join(f'o."{k}"' for k in source.restatement_key)
-    older = con.execute(
-        f"SELECT {nkeys}, "
-        f"n.new_end, max(o.\"ChargePeriodEnd\") FROM {t} o JOIN _aif_keys n ON {on} "
-        f"WHERE o._batch_id <> ? GROUP BY ALL HAVING n.new_end < max(o.\"ChargePeriodEnd\")",
-        [batch_id],
-    ).fetchall()
-    if older and not allow_older:
-        k = older[0]
-        raise IngestError(
-            f"these files hold older data than what is loaded for {len(older)} billing period(s), e.g. "
-            f"{k[0]} account {k[1]} period {k[2]:%Y-%m}: data ends {k[3]} but the store has data to {k[4]}. "
-            "Refusing to replace newer data with older; pass --allow-older to restate anyway."
+    """Rows of earlier batches with a key this batch holds are replaced by this batch's rows."""
+    con, t, keys = store.con, source.target, source.restatement_key
+    key = ", ".join(f'"{k}"' for k in keys)
+    on = " AND ".join(f'o."{k}" = n."{k}"' for k in keys)
+    nkeys = ", ".join(f'n."{k}"' for k in keys)
+    okeys = ", ".join(f'o."{k}"' for k in keys)
+    end = source.restatement_end
+    new_end = f', max("{end}") AS new_end' if end else ""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _aif_keys AS SELECT {key}{new_end} FROM {t} WHERE _batch_id = ? "
+                "GROUP BY ALL", [batch_id])
+    try:
+        if end:
+            older = con.execute(
+                f'SELECT {nkeys}, n.new_end, max(o."{end}") FROM {t} o JOIN _aif_keys n ON {on} '
+                f'WHERE o._batch_id <> ? GROUP BY ALL HAVING n.new_end < max(o."{end}")', [batch_id],
+            ).fetchall()
+            if older and not allow_older:
+                k = older[0]
+                raise IngestError(
+                    f"these files hold older data than what is loaded for {len(older)} {source.key_noun}, e.g. "
+                    f"{source.describe_key(k[:len(keys)])}: "
+                    f"data ends {k[-2]} but the store has data to {k[-1]}. Refusing to replace newer data "
+                    "with older; pass --allow-older to restate anyway."
+                )
+        sums = ", ".join(f'sum(o."{c}")' if c in source.reconciled else "NULL"
+                         for c in ("BilledCost", "EffectiveCost"))
+        replaced = con.execute(
+            f"SELECT o._batch_id, {okeys}, count(*), {sums} FROM {t} o JOIN _aif_keys n ON {on} "
+            "WHERE o._batch_id <> ? GROUP BY ALL ORDER BY ALL", [batch_id],
+        ).fetchall()
+        if not replaced:
+            return
+        focus_key = keys == ("ProviderName", "BillingAccountId", "BillingPeriodStart")
+        con.executemany(
+            "INSERT INTO restatements (batch_id, replaced_batch_id, \"ProviderName\", \"BillingAccountId\", "
+            "\"BillingPeriodStart\", rows_replaced, billed_replaced, effective_replaced, key) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [[batch_id, r[0], *(r[1:4] if focus_key else (None, None, None)), *r[-3:],
+              json.dumps(dict(zip(keys, map(str, r[1:1 + len(keys)]), strict=True)))] for r in replaced],
         )
-    replaced = con.execute(
-        f"SELECT o._batch_id, {okeys}, "
-        f"count(*), sum(o.\"BilledCost\"), sum(o.\"EffectiveCost\") "
-        f"FROM {t} o JOIN _aif_keys n ON {on} WHERE o._batch_id <> ? GROUP BY ALL ORDER BY ALL",
-        [batch_id],
-    ).fetchall()
-    if not replaced:
+        con.execute(f"DELETE FROM {t} o WHERE o._batch_id <> ? AND EXISTS (SELECT 1 FROM _aif_keys n WHERE {on})",
+                    [batch_id])
+        for old in sorted({r[0] for r in replaced}):
+            left = con.execute(f"SELECT count(*) FROM {t} WHERE _batch_id = ?", [old]).fetchone()[0]
+            con.execute("UPDATE batches SET status = ? WHERE batch_id = ?",
+                        ["replaced" if left == 0 else "partly replaced", old])
+        result.rows_replaced = sum(r[-3] for r in replaced)
+        result.replaced_batches = sorted({r[0] for r in replaced})
+    finally:
         con.execute("DROP TABLE IF EXISTS _aif_keys")
-        return
-    con.executemany("INSERT INTO restatements VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [[batch_id, *r] for r in replaced])
-    con.execute(
-        f"DELETE FROM {t} o WHERE o._batch_id <> ? AND EXISTS (SELECT 1 FROM _aif_keys n WHERE {on})",
-        [batch_id],
-    )
-    for old in sorted({r[0] for r in replaced}):
-        left = con.execute(f"SELECT count(*) FROM {t} WHERE _batch_id = ?", [old]).fetchone()[0]
-        con.execute("UPDATE batches SET status = ? WHERE batch_id = ?",
-                    ["replaced" if left == 0 else "partly replaced", old])
-    result.rows_replaced = sum(r[-3] for r in replaced)
-    result.replaced_batches = sorted({r[0] for r in replaced})
-    con.execute("DROP TABLE IF EXISTS _aif_keys")
 
 
 def _reconcile(store: Store, source: Source, batch_id: int, result: BatchResult) -> None:

@@ -7,7 +7,7 @@ Never edit a released migration: append a new one.
 
 from __future__ import annotations
 
-from ..model import focus
+from ..model import focus, gpu
 
 MONEY = focus.DECIMAL_SQL
 
@@ -111,5 +111,23 @@ def lineage_columns(table: str) -> list[str]:
 
 
 MIGRATIONS.append(("one-pass ingest: rule breaches carried on the row", lineage_columns("focus_charges")))
+
+
+def _table(name: str, columns: dict[str, str]) -> list[str]:
+    cols = ",\n  ".join(f'"{c}" {t}' for c, t in columns.items())
+    lineage = "_batch_id INTEGER NOT NULL, _file VARCHAR NOT NULL, _row BIGINT NOT NULL"
+    return [f"CREATE TABLE {name} (\n  {cols},\n  {lineage}\n)", *lineage_columns(name)]
+
+
+MIGRATIONS.append((
+    "GPU telemetry, workloads and inventory",
+    [
+        *_table("gpu_samples", gpu.GPU_SAMPLE_COLUMNS),
+        *_table("workloads", gpu.WORKLOAD_COLUMNS),
+        *_table("gpu_nodes", gpu.GPU_NODE_COLUMNS),
+        # Restatement keys of any source, as JSON text (the FOCUS key also keeps its own columns).
+        "ALTER TABLE restatements ADD COLUMN key VARCHAR",
+    ],
+))
 
 SCHEMA_VERSION = len(MIGRATIONS)
