@@ -83,7 +83,9 @@ def cost_by(t: ibis.Table, by: list[Dimension], window: Window, cost: str = "eff
     groups = {d.label: dimension_value(t, d, rules or []) for d in by}
     if "BillingCurrency" not in groups and t.BillingCurrency.nunique().to_pyarrow().as_py() > 1:
         groups["BillingCurrency"] = t.BillingCurrency
-    metric = t[COST_COLUMNS[cost]].sum().name("cost")
+    column = t[COST_COLUMNS[cost]]
+    # An empty window sums to 0, not NULL: "no spend" is a number.
+    metric = column.sum().fill_null(ibis.literal(0).cast(column.type())).name("cost")
     rows = t.count().name("charges")
     if not groups:
         return t.aggregate(cost=metric, charges=rows)
