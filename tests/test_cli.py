@@ -123,3 +123,9 @@ def test_export_roundtrip(db: Path, tmp_path: Path, sample_path: Path) -> None:
 
 def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
     assert "no store here yet" in fail(tmp_path / "none.duckdb", "costs")
+
+
+def test_unknown_source_option_is_a_clear_error(tmp_path: Path, sample_path: Path) -> None:
+    out = fail(tmp_path / "o.duckdb", "ingest", "focus", str(sample_path), "--option", "colour=blue")
+    assert "options of source 'focus'" in out and "colour" in out
+    assert "expected KEY=VALUE" in fail(tmp_path / "o.duckdb", "ingest", "focus", str(sample_path), "-o", "x")

@@ -41,6 +41,9 @@ class Settings(BaseModel):
     #: Extra cost-layer rules (YAML), tried before the built-in ones.
     layers_file: Path | None = None
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    #: Options of each source by kind, e.g. ``sources: {workloads-csv: {preset: alibaba-openb}}``;
+    #: each source validates its own (see the source's Options).
+    sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:

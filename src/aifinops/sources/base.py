@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..model.checks import Check
 from ..registry import Registry
@@ -131,8 +132,18 @@ class Source:
     #: columns summed for the batch's money reconciliation
     reconciled: ClassVar[tuple[str, ...]] = ()
 
+    class Options(BaseModel):
+        """A source's settings (``sources: {<kind>: {...}}`` in aifinops.yaml, or ``--option KEY=VALUE``).
+        Subclasses declare their own; an unknown or ill-typed option is an error that names it."""
+
+        model_config = ConfigDict(extra="forbid")
+
     def __init__(self, **options: Any) -> None:
-        self.options = options
+        try:
+            self.options = self.Options.model_validate(options)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise SourceError(f"options of source {getattr(self, 'kind', type(self).__name__)!r}: {problems}") from None
 
     def read(self, file: SourceFile) -> FileRead:
         raise NotImplementedError

@@ -20,7 +20,7 @@ from ...analysis import tags as tags_mod
 from ...analysis.layers import LayerRuleError, load_rules
 from ...analysis.windows import WindowError, parse_window
 from ...config import ConfigError, Settings, load_settings
-from ...sources.base import SourceFile, sources
+from ...sources.base import SourceError, SourceFile, sources
 from ...store.connection import Store, StoreError
 from ...store.export import ExportError, export_focus
 from ...store.ingest import BatchResult, IngestError, IngestProgress, ingest
@@ -139,9 +139,20 @@ def _make_ingest_command(kind: str, doc: str) -> None:
             "affect money.")] = None,
         allow_older: Annotated[bool | None, typer.Option(
             "--allow-older", help="Restate a period even when these files end earlier than the loaded data.")] = None,
+        option: Annotated[list[str] | None, typer.Option(
+            "--option", "-o", help="A source option KEY=VALUE (repeatable); overrides aifinops.yaml.")] = None,
     ) -> None:
         s = state.settings
-        source = sources.get(kind)()
+        options = dict(s.sources.get(kind, {}))
+        for item in option or []:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise IngestError(f"--option {item!r}: expected KEY=VALUE")
+            options[key.strip()] = value
+        try:
+            source = sources.get(kind)(**options)
+        except SourceError as exc:
+            raise IngestError(str(exc)) from None
         with open_store() as store, Progress(
             TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
             TimeElapsedColumn(), console=err_console, transient=True, disable=not err_console.is_terminal,
