@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ..model.checks import Check
 from ..registry import Registry
 
-sources: Registry[Source] = Registry("aifinops.sources", builtins=("aifinops.sources.focus",))
+sources: Registry[Source] = Registry(
+    "aifinops.sources", builtins=("aifinops.sources.focus", "aifinops.sources.dcgm"),
+)
 
 _CHUNK = 1 << 20
 
@@ -144,6 +146,10 @@ class Source:
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise SourceError(f"options of source {getattr(self, 'kind', type(self).__name__)!r}: {problems}") from None
+
+    def files(self, paths: list[str | Path]) -> list[SourceFile]:
+        """The files ``paths`` (files, folders, globs) name that this source reads; default CSV and Parquet."""
+        return expand(paths)
 
     def read(self, file: SourceFile) -> FileRead:
         raise NotImplementedError

@@ -26,7 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from ..model.checks import ERROR, WARNING, Check
-from ..sources.base import FileRead, Source, SourceError, SourceFile, expand, typed_ref
+from ..sources.base import FileRead, Source, SourceError, SourceFile, typed_ref
 from . import progress as progress_mod
 from .connection import Store
 
@@ -83,7 +83,7 @@ def ingest(store: Store, source: Source, paths: list[str | Path], *, strict: boo
     progress = progress or IngestProgress()
     started = time.perf_counter()
     try:
-        files = expand(paths)
+        files = source.files(paths)
         reads = [source.read(f) for f in files]
     except SourceError as exc:
         raise IngestError(str(exc)) from None

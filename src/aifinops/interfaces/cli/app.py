@@ -24,6 +24,7 @@ from ...sources.base import SourceError, SourceFile, sources
 from ...store.connection import Store, StoreError
 from ...store.export import ExportError, export_focus
 from ...store.ingest import BatchResult, IngestError, IngestProgress, ingest
+from .collect import register as _register_collect
 from .output import FORMATS, console, err_console, render
 
 app = typer.Typer(help="aifinops: the economics of AI infrastructure.", no_args_is_help=True,
@@ -75,6 +76,9 @@ def main_options(
 def open_store(read_only: bool = False) -> Store:
     s = state.settings
     return Store(s.db, read_only=read_only, memory_limit=s.memory_limit, threads=s.threads)
+
+
+_register_collect(app)
 
 
 @app.command()
