@@ -16,7 +16,9 @@ from ..model.checks import Check
 from ..registry import Registry
 
 sources: Registry[Source] = Registry(
-    "aifinops.sources", builtins=("aifinops.sources.focus", "aifinops.sources.dcgm"),
+    "aifinops.sources",
+    builtins=("aifinops.sources.focus", "aifinops.sources.dcgm", "aifinops.sources.workloads_csv",
+              "aifinops.sources.inventory"),
 )
 
 _CHUNK = 1 << 20
