@@ -18,7 +18,8 @@ from ..registry import Registry
 sources: Registry[Source] = Registry(
     "aifinops.sources",
     builtins=("aifinops.sources.focus", "aifinops.sources.dcgm", "aifinops.sources.workloads_csv",
-              "aifinops.sources.inventory"),
+              "aifinops.sources.inventory", "aifinops.sources.kubernetes", "aifinops.sources.slurm",
+              "aifinops.sources.nvidia_smi", "aifinops.sources.nvml"),
 )
 
 _CHUNK = 1 << 20
@@ -95,9 +96,15 @@ def fingerprint(path: Path) -> str:
     return h.hexdigest()
 
 
-def expand(paths: list[str | Path]) -> list[SourceFile]:
-    """Files, folders (recursively) and globs -> readable data files, sorted, each fingerprinted once."""
-    found: dict[Path, None] = {}
+def expand(paths: list[str | Path], classify: Callable[[Path], str | None] = file_format,
+           what: str = ".csv, .csv.gz or .parquet", keep: Callable[[Path], bool] = lambda _: True,
+           named_as: str | None = None) -> list[SourceFile]:
+    """Files, folders (recursively) and globs -> data files, sorted, each fingerprinted once.
+
+    ``classify`` gives a file's format from its name (None: not ours); in folders only files it knows and
+    ``keep`` accepts are read. A file named explicitly must be known too, unless ``named_as`` gives the
+    format to read any explicitly named file as (a ``kubectl`` dump saved as pods.out is still JSON)."""
+    found: dict[Path, str] = {}
     for given in paths:
         text = str(given)
         if any(ch in text for ch in "*?["):
@@ -111,15 +118,15 @@ def expand(paths: list[str | Path]) -> list[SourceFile]:
             matches = [p]
         for m in matches:
             if m.is_dir():
-                inner = sorted(f for f in m.rglob("*") if f.is_file() and file_format(f))
+                inner = sorted(f for f in m.rglob("*") if f.is_file() and classify(f) and keep(f))
                 if not inner:
-                    raise SourceError(f"{m}: folder holds no .csv, .csv.gz or .parquet file")
-                found.update(dict.fromkeys(inner))
-            elif file_format(m):
-                found[m] = None
+                    raise SourceError(f"{m}: folder holds no {what} file")
+                found.update((f, classify(f) or "") for f in inner)
+            elif fmt := classify(m) or named_as:
+                found[m] = fmt
             else:
-                raise SourceError(f"{m}: not a .csv, .csv.gz or .parquet file")
-    return [SourceFile(p, file_format(p) or "", fingerprint(p), p.stat().st_size) for p in found]
+                raise SourceError(f"{m}: not a {what} file")
+    return [SourceFile(p, fmt, fingerprint(p), p.stat().st_size) for p, fmt in found.items()]
 
 
 class Source:

@@ -31,7 +31,6 @@ counted in a note.
 
 from __future__ import annotations
 
-import glob
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ..model.checks import ERROR, WARNING, Check, sql_str
 from ..model.gpu import GPU_SAMPLE_COLUMNS
-from .base import ArrowStream, FileRead, Source, SourceError, SourceFile, fingerprint, sources
+from .base import ArrowStream, FileRead, Source, SourceError, SourceFile, expand, sources
 
 #: DCGM metric -> (canonical column, SQL turning the raw value ``{v}`` into the canonical unit, upper bound)
 METRICS: dict[str, tuple[str, str, float | None]] = {
@@ -82,34 +81,6 @@ def file_format(path: Path) -> str | None:
     if name.endswith(JSON_SUFFIXES):
         return "json"
     return None
-
-
-def expand(paths: list[str | Path]) -> list[SourceFile]:
-    """Files, folders (recursively) and globs -> scrape and query files, sorted, each fingerprinted once.
-
-    The same contract as ``base.expand``, for the file endings this source reads."""
-    found: dict[Path, None] = {}
-    for given in paths:
-        text = str(given)
-        if any(ch in text for ch in "*?["):
-            matches = [Path(m) for m in sorted(glob.glob(text, recursive=True))]
-            if not matches:
-                raise SourceError(f"{text}: no file matches this pattern")
-        else:
-            if not Path(text).exists():
-                raise SourceError(f"{text}: no such file or folder")
-            matches = [Path(text)]
-        for m in matches:
-            if m.is_dir():
-                inner = sorted(f for f in m.rglob("*") if f.is_file() and file_format(f))
-                if not inner:
-                    raise SourceError(f"{m}: folder holds no .prom, .txt, .metrics or .json file")
-                found.update(dict.fromkeys(inner))
-            elif file_format(m):
-                found[m] = None
-            else:
-                raise SourceError(f"{m}: not a .prom, .txt, .metrics or .json file")
-    return [SourceFile(p, file_format(p) or "", fingerprint(p), p.stat().st_size) for p in found]
 
 
 Sample = tuple[str, dict[str, str], float, float | None]  # metric, labels, value, timestamp (epoch s)
@@ -240,7 +211,7 @@ class DcgmSource(Source):
 
     def files(self, paths: list[str | Path]) -> list[SourceFile]:
         """Paths -> scrape and query files (the engine's hook for sources that read neither CSV nor Parquet)."""
-        return expand(paths)
+        return expand(paths, classify=file_format, what=".prom, .txt, .metrics or .json")
 
     def default_timestamp(self, file: SourceFile) -> tuple[float, str]:
         """The time of samples without their own, and where it comes from (said in a note)."""

@@ -20,10 +20,13 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+
+import duckdb
 
 from ..model.checks import ERROR, WARNING, Check
 from ..sources.base import FileRead, Source, SourceError, SourceFile, typed_ref
@@ -179,8 +182,9 @@ def _load_file(store: Store, source: Source, read: FileRead, batch_id: int, stri
         con.register("_aif_stream", read.stream.open())
         try:
             insert("_aif_stream", "s._rn", read.stream.fraction)
-        finally:
-            con.unregister("_aif_stream")
+        finally:  # after a failed scan the transaction is aborted; the error that matters is already raised
+            with suppress(duckdb.Error):
+                con.unregister("_aif_stream")
         streamed = read.stream.failed is None
         if not streamed:  # read this file again on the exact path, which names the line and the problem
             con.execute(f"DELETE FROM {source.target} WHERE {where}")

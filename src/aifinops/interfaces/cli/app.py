@@ -24,6 +24,7 @@ from ...sources.base import SourceError, SourceFile, sources
 from ...store.connection import Store, StoreError
 from ...store.export import ExportError, export_focus
 from ...store.ingest import BatchResult, IngestError, IngestProgress, ingest
+from .agent import register as _register_agent
 from .collect import register as _register_collect
 from .output import FORMATS, console, err_console, render
 
@@ -79,6 +80,7 @@ def open_store(read_only: bool = False) -> Store:
 
 
 _register_collect(app)
+_register_agent(app)
 
 
 @app.command()
