@@ -1,0 +1,119 @@
+"""GPU allocation, hand-computed (OpenCost style).
+
+Window 2026-10-01 00:00..02:00 UTC, two hourly buckets.
+
+  node    GPUs  cost per hour               workloads (gpu_share, when)
+  node-a  8     80.00 from its FOCUS bill   train 4 GPUs 00:00-02:00; notebook MIG 1g.10gb (1/7) 00:30-01:30
+  node-b  2     10.00 inventory price       ts time-sliced 1/4 00:00-01:00; big 2 GPUs + small 1 GPU 01:00-02:00
+  node-z  -     not in the inventory        orphan 1 GPU (counted as unmatched, no cost to share)
+
+  hour 00  node-a: train 40.00, notebook 80 x (0.5/7)/8 = 0.714285714285 (rounded down), idle 39.285714285715
+           node-b: ts 10 x 0.25/2 = 1.25, idle 8.75 (1.75 GPU-hours)
+  hour 01  node-a: as hour 00
+           node-b: over-committed (3 GPUs held on 2): big 10 x 2/3 = 6.666666666666, small 3.333333333333,
+                   idle 0.000000000001 (the rounding dust)
+  total 2 x 80 + 2 x 10 = 180.00 = allocated + idle
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from helpers import write_focus_csv
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aifinops.analysis.gpu_allocation import IDLE, allocate
+from aifinops.analysis.windows import parse_window
+from aifinops.sources.base import sources
+from aifinops.store.connection import Store
+from aifinops.store.ingest import ingest
+
+D = Decimal
+WINDOW = parse_window("2026-10-01T00:00..2026-10-01T02:00", None)
+
+
+def add_node(store: Store, node: str, gpus: int, resource_id: str | None, price: str | None) -> None:
+    store.con.execute("INSERT INTO gpu_nodes (node, gpu_count, resource_id, hourly_price, _batch_id, _file, _row) "
+                      "VALUES (?, ?, ?, ?, 0, 'test', 0)", [node, gpus, resource_id, price])
+
+
+def add_workload(store: Store, wid: str, node: str, share: float, start: str, end: str | None) -> None:
+    store.con.execute("INSERT INTO workloads (workload_id, source, node, gpu_share, start_ts, end_ts, _batch_id, "
+                      "_file, _row) VALUES (?, 'test', ?, ?, ?, ?, 0, 'test', 0)", [wid, node, share, start, end])
+
+
+@pytest.fixture
+def fleet(store: Store, tmp_path: Path) -> Store:
+    bill = [{"ResourceId": "i-a", "EffectiveCost": "80.00", "BilledCost": "80.00",
+             "ChargePeriodStart": f"2026-10-01T0{h}:00:00Z", "ChargePeriodEnd": f"2026-10-01T0{h + 1}:00:00Z"}
+            for h in range(2)]
+    ingest(store, sources.get("focus")(), [write_focus_csv(tmp_path / "bill.csv", bill)])
+    add_node(store, "node-a", 8, "i-a", None)
+    add_node(store, "node-b", 2, None, "10.00")
+    add_workload(store, "train", "node-a", 4, "2026-10-01 00:00", "2026-10-01 02:00")
+    add_workload(store, "notebook", "node-a", 1 / 7, "2026-10-01 00:30", "2026-10-01 01:30")
+    add_workload(store, "ts", "node-b", 0.25, "2026-10-01 00:00", "2026-10-01 01:00")
+    add_workload(store, "big", "node-b", 2, "2026-10-01 01:00", None)
+    add_workload(store, "small", "node-b", 1, "2026-10-01 01:00", "2026-10-01 03:00")
+    add_workload(store, "orphan", "node-z", 1, "2026-10-01 00:00", None)
+    return store
+
+
+def test_golden(fleet: Store) -> None:
+    res = allocate(fleet.con, WINDOW)
+    got = {(r["bucket"].hour, r["node"], r["name"]): r["gpuCost"] for r in res.rows}
+    notebook = D("0.714285714285")
+    assert got == {
+        (0, "node-a", "train"): D("40.000000000000"), (0, "node-a", "notebook"): notebook,
+        (0, "node-a", IDLE): D("80") - D("40") - notebook,
+        (0, "node-b", "ts"): D("1.25"), (0, "node-b", IDLE): D("8.75"),
+        (1, "node-a", "train"): D("40"), (1, "node-a", "notebook"): notebook,
+        (1, "node-a", IDLE): D("80") - D("40") - notebook,
+        (1, "node-b", "big"): D("6.666666666666"), (1, "node-b", "small"): D("3.333333333333"),
+        (1, "node-b", IDLE): D("0.000000000001"),
+    }
+    hours = {(r["bucket"].hour, r["node"], r["name"]): r["gpuHours"] for r in res.rows}
+    assert hours[(0, "node-b", IDLE)] == pytest.approx(1.75)
+    assert hours[(1, "node-b", IDLE)] == 0
+    assert hours[(0, "node-a", "notebook")] == pytest.approx(0.5 / 7)
+    assert res.node_cost == D("180") == sum(r["gpuCost"] for r in res.rows)
+    assert res.unmatched_workloads == 1
+    assert {r["cost_source"] for r in res.rows if r["node"] == "node-a"} == {"bill"}
+    assert {r["cost_source"] for r in res.rows if r["node"] == "node-b"} == {"price"}
+
+
+def test_a_daily_charge_is_prorated_over_hours(store: Store, tmp_path: Path) -> None:
+    bill = [{"ResourceId": "i-d", "EffectiveCost": "240.00", "BilledCost": "240.00",
+             "ChargePeriodStart": "2026-10-01T00:00:00Z", "ChargePeriodEnd": "2026-10-02T00:00:00Z"}]
+    ingest(store, sources.get("focus")(), [write_focus_csv(tmp_path / "daily.csv", bill)])
+    add_node(store, "node-d", 1, "i-d", None)
+    res = allocate(store.con, WINDOW)
+    assert [r["gpuCost"] for r in res.rows] == [D("10"), D("10")]  # 240 / 24 per hour, all idle
+    assert res.node_cost == D("20")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    prices=st.lists(st.decimals(min_value=Decimal("0.01"), max_value=Decimal("500"), places=4), min_size=1,
+                    max_size=3),
+    jobs=st.lists(st.tuples(st.integers(0, 2), st.floats(0.01, 9, allow_nan=False), st.integers(0, 110),
+                            st.integers(1, 180)), max_size=12),
+)
+def test_allocated_plus_idle_is_the_fleet_cost(tmp_path_factory, prices, jobs) -> None:
+    """For any fleet and any jobs (over-commit included), every bucket's costs add up to the node cost."""
+    path = tmp_path_factory.mktemp("alloc") / "s.duckdb"
+    with Store(path) as store:
+        for i, price in enumerate(prices):
+            add_node(store, f"n{i}", 2 + i, None, str(price))
+        for j, (node, share, start_min, minutes) in enumerate(jobs):
+            start = f"2026-10-01 {start_min // 60:02d}:{start_min % 60:02d}"
+            end_min = start_min + minutes
+            end = None if end_min >= 180 else f"2026-10-01 {end_min // 60:02d}:{end_min % 60:02d}"
+            add_workload(store, f"j{j}", f"n{node % len(prices)}", share, start, end)
+        res = allocate(store.con, WINDOW)
+        assert res.node_cost == sum(prices) * 2
+        assert sum(r["gpuCost"] for r in res.rows) == res.node_cost
+        assert all(r["gpuCost"] >= 0 for r in res.rows)
