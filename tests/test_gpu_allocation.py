@@ -117,3 +117,33 @@ def test_allocated_plus_idle_is_the_fleet_cost(tmp_path_factory, prices, jobs) -
         assert res.node_cost == sum(prices) * 2
         assert sum(r["gpuCost"] for r in res.rows) == res.node_cost
         assert all(r["gpuCost"] >= 0 for r in res.rows)
+
+
+def test_aggregate_by_node_and_workload(fleet: Store) -> None:
+    from aifinops.analysis.gpu_allocation import aggregate
+
+    by_node = {r["node"]: r["gpuCost"] for r in aggregate(fleet.con, WINDOW, ["node"])}
+    assert by_node == {"node-a": D("160"), "node-b": D("20")}
+    by_workload = {r["workload"]: r["gpuCost"] for r in aggregate(fleet.con, WINDOW, ["workload"])}
+    assert by_workload["train"] == D("80") and by_workload["notebook"] == D("1.428571428570")
+    assert sum(by_workload.values()) == D("180")
+    assert by_workload[IDLE] == D("180") - D("80") - D("1.428571428570") - D("1.25") - D("6.666666666666") \
+        - D("3.333333333333")
+
+
+def test_allocation_cli(fleet: Store) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from aifinops.interfaces.cli.app import app
+
+    db = fleet.path
+    fleet.close()
+    res = CliRunner().invoke(app, ["--db", str(db), "allocation", "--window", "2026-10-01T00:00..2026-10-01T02:00",
+                                   "--aggregate", "workload", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["workload"]: Decimal(r["gpuCost"]) for r in json.loads(res.output)}
+    assert rows["train"] == D("80") and sum(rows.values()) == D("180")
+    bad = CliRunner().invoke(app, ["--db", str(db), "allocation", "--aggregate", "colour"])
+    assert bad.exit_code == 1 and "unknown aggregate 'colour'" in bad.output

@@ -113,3 +113,34 @@ def allocate(con: duckdb.DuckDBPyConnection, window: Window) -> AllocationResult
 def _fleet_cost(con: duckdb.DuckDBPyConnection, params: dict[str, datetime]) -> object:
     sql = ALLOCATION_SQL[: ALLOCATION_SQL.index("), held AS")] + ") SELECT coalesce(sum(cost), 0) FROM node_cost"
     return con.execute(sql, params).fetchone()[0]
+
+
+def aggregate(con: duckdb.DuckDBPyConnection, window: Window, by: list[str]) -> list[dict[str, object]]:
+    """The allocation summed over the window, grouped OpenCost-style by ``node``, ``namespace``, ``workload``,
+    ``node_pool``, ``owner`` or ``label:KEY``; ``__idle__`` stays its own line (idle is never shared here).
+
+    Columns follow OpenCost's names: ``gpuHours``, ``gpuCost``, ``totalCost``."""
+    keys = []
+    for i, dim in enumerate(by):
+        if dim.startswith("label:"):
+            keys.append(f"coalesce(labels[{_lit(dim[6:])}], CASE WHEN name = '{IDLE}' THEN '{IDLE}' "
+                        f"ELSE '__unallocated__' END) AS k{i}")
+        elif dim in ("node", "namespace", "node_pool", "owner"):
+            keys.append(f"coalesce({dim}, CASE WHEN name = '{IDLE}' THEN '{IDLE}' ELSE '' END) AS k{i}")
+        elif dim == "workload":
+            keys.append(f"name AS k{i}")
+        else:
+            raise ValueError(f"unknown aggregate {dim!r}: use node, namespace, workload, node_pool, owner or label:KEY")
+    select = ", ".join(keys) or "'total' AS k0"
+    names = by or ["total"]
+    rows = con.execute(
+        f"SELECT {select}, sum(\"gpuHours\") AS \"gpuHours\", sum(\"gpuCost\") AS \"gpuCost\" "
+        f"FROM ({ALLOCATION_SQL}) GROUP BY ALL ORDER BY \"gpuCost\" DESC",
+        {"start": window.start, "end": window.end},
+    ).fetchall()
+    return [{**dict(zip(names, r[:len(names)], strict=True)), "gpuHours": r[-2], "gpuCost": r[-1],
+             "totalCost": r[-1]} for r in rows]
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -269,6 +269,31 @@ def tags(
                + [{"section": "typos", **r} for r in typos] if fmt == "json" else cov, fmt)
 
 
+@app.command()
+@friendly
+def allocation(
+    window: Annotated[str, typer.Option(help="7d, 30d, 2026-10, START..END.")] = "7d",
+    aggregate: Annotated[str, typer.Option(help="node, namespace, workload, node_pool, owner, label:KEY (comma list).")]
+    = "node",
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+) -> None:
+    """GPU cost by workload with idle as its own line (OpenCost field names: gpuHours, gpuCost, totalCost)."""
+    from ...analysis import gpu_allocation
+
+    _check_format(fmt)
+    with open_store(read_only=True) as store:
+        end = store.con.execute(
+            "SELECT greatest((SELECT max(\"ChargePeriodEnd\") FROM focus_charges), "
+            "(SELECT max(coalesce(end_ts, start_ts)) FROM workloads))").fetchone()[0]
+        w = parse_window(window, end)
+        try:
+            rows = gpu_allocation.aggregate(store.con, w, [d.strip() for d in aggregate.split(",") if d.strip()])
+        except ValueError as exc:
+            raise costs_mod.DimensionError(str(exc)) from None
+    total = sum((r["gpuCost"] or 0) for r in rows)
+    render(rows, fmt, title=f"GPU allocation by {aggregate}", caption=f"total GPU cost {total:,.2f}; window {w}")
+
+
 @export_app.command("focus")
 @friendly
 def export_focus_cmd(
