@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import glob
+import gzip
 import hashlib
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +71,26 @@ class FileRead:
     is_csv: bool = False
     notes: list[str] = field(default_factory=list)
     stream: ArrowStream | None = None
+
+
+def csv_first_line(file: SourceFile) -> str:
+    """The first line of a CSV(.gz), decoded, without reading its rows: a file that cannot be read at all is
+    rejected here, naming the file and the problem, before anything touches the store."""
+    opener = gzip.open if file.format == "csv.gz" else open
+    try:
+        with opener(file.path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise SourceError(f"{file.path}: cannot decompress ({exc}); the gzip file is corrupt or truncated") from None
+    if not head.strip():
+        raise SourceError(f"{file.path}: the file is empty (no header, no rows)")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SourceError(f"{file.path}: the file is UTF-16; it must be UTF-8 (re-encode it, e.g. with iconv)")
+    try:
+        return head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{file.path}: the header is not UTF-8 (byte {exc.start}); re-encode the file as UTF-8") \
+            from None
 
 
 def typed_ref(index: int) -> str:

@@ -9,9 +9,7 @@ later on an OCI id). Columns 1.2 defines but the file lacks are null; non-FOCUS 
 from __future__ import annotations
 
 import csv
-import gzip
 import io
-import zlib
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -23,7 +21,7 @@ import pyarrow.parquet as pq
 
 from ..model import focus
 from ..model.checks import allowed_value_sql, focus_checks
-from .base import ArrowStream, FileRead, Source, SourceError, SourceFile, sources, typed_ref
+from .base import ArrowStream, FileRead, Source, SourceError, SourceFile, csv_first_line, sources, typed_ref
 
 _DELIMITERS = (",", ";", "\t", "|")
 
@@ -38,23 +36,7 @@ def sql_literal(text: str) -> str:
 
 def _csv_header(file: SourceFile) -> tuple[list[str], str]:
     """First line of a CSV(.gz) -> (column names, delimiter). Rejects encodings DuckDB cannot read."""
-    opener = gzip.open if file.format == "csv.gz" else open
-    try:
-        with opener(file.path, "rb") as fh:
-            head = fh.read(1 << 16)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise SourceError(f"{file.path}: cannot decompress ({exc}); the gzip file is corrupt or truncated") from None
-    if not head.strip():
-        raise SourceError(f"{file.path}: the file is empty (no header, no rows)")
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise SourceError(f"{file.path}: the file is UTF-16; FOCUS CSV must be UTF-8 (re-encode it, e.g. with iconv)")
-    first = head.split(b"\n", 1)[0].rstrip(b"\r")
-    try:
-        line = first.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SourceError(
-            f"{file.path}: the header is not UTF-8 (byte {exc.start}); re-encode the file as UTF-8"
-        ) from None
+    line = csv_first_line(file)
     best: tuple[int, list[str], str] | None = None
     for delim in _DELIMITERS:
         names = [n.strip() for n in next(csv.reader(io.StringIO(line), delimiter=delim))]

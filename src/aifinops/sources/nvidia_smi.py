@@ -33,7 +33,6 @@ repeated header or a blank line keeps the numbering aligned with the file.
 
 from __future__ import annotations
 
-import glob
 import re
 import zoneinfo
 from collections.abc import Iterator
@@ -48,7 +47,7 @@ from pydantic import field_validator
 
 from ..model.checks import ERROR, Check, sql_str
 from ..model.gpu import GPU_SAMPLE_COLUMNS
-from .base import ArrowStream, FileRead, Source, SourceError, SourceFile, fingerprint, sources, typed_ref
+from .base import ArrowStream, FileRead, Source, SourceError, SourceFile, expand, sources, typed_ref
 
 DEFAULT_COLUMNS = "timestamp,uuid,name,utilization.gpu,memory.used,memory.total,power.draw"
 #: values nvidia-smi prints when a field does not apply or the GPU cannot report it: NULL, not an error
@@ -71,34 +70,6 @@ def _format(path: Path) -> str | None:
     if name.endswith(tuple(s + ".gz" for s in SUFFIXES)):
         return "csv.gz"
     return "csv" if name.endswith(SUFFIXES) else None
-
-
-def expand(paths: list[str | Path]) -> list[SourceFile]:
-    """Files, folders (recursively) and globs -> nvidia-smi outputs, sorted, each fingerprinted once.
-
-    The contract of ``base.expand`` for the endings in SUFFIXES (plain or .gz)."""
-    found: dict[Path, None] = {}
-    for given in paths:
-        text = str(given)
-        if any(ch in text for ch in "*?["):
-            matches = [Path(m) for m in sorted(glob.glob(text, recursive=True))]
-            if not matches:
-                raise SourceError(f"{text}: no file matches this pattern")
-        elif Path(text).exists():
-            matches = [Path(text)]
-        else:
-            raise SourceError(f"{text}: no such file or folder")
-        for m in matches:
-            if m.is_dir():
-                inner = sorted(f for f in m.rglob("*") if f.is_file() and _format(f))
-                if not inner:
-                    raise SourceError(f"{m}: folder holds no .csv, .log or .txt file (plain or .gz)")
-                found.update(dict.fromkeys(inner))
-            elif _format(m):
-                found[m] = None
-            else:
-                raise SourceError(f"{m}: not a .csv, .log or .txt file (plain or .gz)")
-    return [SourceFile(p, _format(p) or "", fingerprint(p), p.stat().st_size) for p in found]
 
 
 def _q(name: str) -> str:
@@ -235,7 +206,7 @@ class NvidiaSmiSource(Source):
 
     def files(self, paths: list[str | Path]) -> list[SourceFile]:
         """nvidia-smi output under any of its usual names (.csv, .log, .txt, plain or .gz)."""
-        return expand(paths)
+        return expand(paths, classify=_format, what=".csv, .log or .txt (plain or .gz)")
 
     def read(self, file: SourceFile) -> FileRead:
         if file.format not in ("csv", "csv.gz"):

@@ -22,9 +22,7 @@ NULL means it started before the data begins (or never held anything, then ``gpu
 from __future__ import annotations
 
 import csv
-import gzip
 import io
-import zlib
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
@@ -37,7 +35,7 @@ from pydantic import Field, field_validator
 
 from ..model.checks import ERROR, Check, sql_str
 from ..model.gpu import WORKLOAD_COLUMNS
-from .base import FileRead, Source, SourceError, SourceFile, sources, typed_ref
+from .base import FileRead, Source, SourceError, SourceFile, csv_first_line, sources, typed_ref
 
 #: canonical columns read as numbers: a mapped value that is not one is an error
 _NUMBERS = ("gpu_count", "gpu_share", "cpu_request", "memory_request_mib", "exit_code")
@@ -58,18 +56,7 @@ def shown(raw: str) -> str:
 
 def csv_header(file: SourceFile, delimiter: str) -> list[str]:
     """Column names from the first line of a CSV(.gz), without reading its rows (fail fast, load nothing)."""
-    opener = gzip.open if file.format == "csv.gz" else open
-    try:
-        with opener(file.path, "rb") as fh:
-            head = fh.read(1 << 16)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise SourceError(f"{file.path}: cannot decompress ({exc}); the gzip file is corrupt or truncated") from None
-    if not head.strip():
-        raise SourceError(f"{file.path}: the file is empty (no header, no rows)")
-    try:
-        line = head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SourceError(f"{file.path}: the header is not UTF-8 (byte {exc.start}); re-encode it as UTF-8") from None
+    line = csv_first_line(file)
     names = [n.strip() for n in next(csv.reader(io.StringIO(line), delimiter=delimiter))]
     if any(not n for n in names):
         raise SourceError(f"{file.path}: the header has an empty column name (is the delimiter {delimiter!r}?)")
