@@ -41,8 +41,9 @@ def add_node(store: Store, node: str, gpus: int, resource_id: str | None, price:
 
 
 def add_workload(store: Store, wid: str, node: str, share: float, start: str, end: str | None) -> None:
-    store.con.execute("INSERT INTO workloads (workload_id, source, node, gpu_share, start_ts, end_ts, _batch_id, "
-                      "_file, _row) VALUES (?, 'test', ?, ?, ?, ?, 0, 'test', 0)", [wid, node, share, start, end])
+    store.con.execute("INSERT INTO workloads (workload_id, name, source, node, gpu_share, start_ts, end_ts, "
+                      "_batch_id, _file, _row) VALUES (?, ?, 'test', ?, ?, ?, ?, 0, 'test', 0)",
+                      [wid, wid, node, share, start, end])
 
 
 @pytest.fixture
@@ -147,3 +148,38 @@ def test_allocation_cli(fleet: Store) -> None:
     assert rows["train"] == D("80") and sum(rows.values()) == D("180")
     bad = CliRunner().invoke(app, ["--db", str(db), "allocation", "--aggregate", "colour"])
     assert bad.exit_code == 1 and "unknown aggregate 'colour'" in bad.output
+
+
+def add_sample(store: Store, batch: int, ts: str, node: str, pod: str, **metrics: float) -> None:
+    cols = ", ".join(metrics)
+    marks = ", ".join("?" for _ in metrics)
+    store.con.execute(f"INSERT INTO gpu_samples (ts, node, gpu, pod, {cols}, _batch_id, _file, _row) "
+                      f"VALUES (?, ?, ?, ?, {marks}, ?, 'test', 0)",
+                      [ts, node, f"{node}/0", pod, *metrics.values(), batch])
+
+
+def test_activity_efficiency_and_the_three_idles(fleet: Store) -> None:
+    """train: SM_ACTIVE 0.5 and 0.7 in hour 00 (mean 0.6; an older duplicate of the 0.7 sample said 0.1 and
+    must not count), only GPU_UTIL 0.9 in hour 01 -> used 4 x 0.6 + 4 x 0.9 = 6 of 8 GPU-hours, efficiency
+    0.75, inefficiency 40 x 0.4 + 40 x 0.1 = 20. notebook: SM_ACTIVE 0.02 in hour 00 (below 5%: its cost
+    that hour is allocated-idle), no telemetry in hour 01 (not counted either way)."""
+    from aifinops.analysis.gpu_allocation import aggregate
+
+    add_sample(fleet, 5, "2026-10-01 00:10", "node-a", "train", sm_active=0.5, gpu_util=1.0)
+    add_sample(fleet, 4, "2026-10-01 00:40", "node-a", "train", sm_active=0.1)
+    add_sample(fleet, 5, "2026-10-01 00:40", "node-a", "train", sm_active=0.7)
+    add_sample(fleet, 5, "2026-10-01 01:20", "node-a", "train", gpu_util=0.9)
+    fleet.con.execute("UPDATE gpu_samples SET gpu = 'node-a/1' WHERE pod = 'train' AND ts = '2026-10-01 00:10'")
+    add_sample(fleet, 5, "2026-10-01 00:45", "node-a", "notebook", sm_active=0.02)
+    rows = {r["workload"]: r for r in aggregate(fleet.con, WINDOW, ["workload"])}
+    train, notebook, idle = rows["train"], rows["notebook"], rows[IDLE]
+    assert train["gpuEfficiency"] == pytest.approx(0.75)
+    assert train["gpuCostAllocatedIdle"] == 0 and train["gpuCostInefficiency"] == D("20")
+    assert notebook["gpuEfficiency"] == pytest.approx(0.02)
+    assert notebook["gpuCostAllocatedIdle"] == D("0.714285714285")
+    assert idle["gpuEfficiency"] is None and idle["gpuCostAllocatedIdle"] == 0
+    order = [r["workload"] for r in aggregate(fleet.con, WINDOW, ["workload"])]
+    assert order[:2] == [IDLE, "train"]  # by gpuCost: idle 87.32 > train 80
+    hourly = {(r["bucket"].hour, r["name"]): r for r in allocate(fleet.con, WINDOW).rows}
+    assert hourly[(0, "train")]["activity_metric"] == "sm_active"
+    assert hourly[(1, "train")]["activity_metric"] == "gpu_util"

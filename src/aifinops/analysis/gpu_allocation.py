@@ -72,10 +72,26 @@ WITH hours AS (
   FROM workloads w
   JOIN hours h ON w.start_ts < h.bucket + INTERVAL 1 HOUR AND coalesce(w.end_ts, $end::TIMESTAMP) > h.bucket
   WHERE w.gpu_share > 0 AND w.node IS NOT NULL
+), samples AS (
+  -- one sample per GPU (or MIG instance) and time: a sample ingested twice counts once (newest batch wins)
+  SELECT * FROM gpu_samples
+  WHERE ts >= $start::TIMESTAMP AND ts < $end::TIMESTAMP AND pod IS NOT NULL
+  QUALIFY row_number() OVER (PARTITION BY gpu, coalesce(gpu_instance_id, ''), ts ORDER BY _batch_id DESC) = 1
+), activity AS (
+  -- SM_ACTIVE first, then GR_ENGINE_ACTIVE, then GPU_UTIL (which overstates: it says only that a kernel ran)
+  SELECT node, pod, coalesce(namespace, '') AS namespace,
+         $start::TIMESTAMP + to_hours(CAST(floor((epoch(ts) - epoch($start::TIMESTAMP)) / 3600) AS BIGINT)) AS bucket,
+         coalesce(avg(sm_active), avg(gr_engine_active), avg(gpu_util)) AS activity,
+         CASE WHEN count(sm_active) > 0 THEN 'sm_active' WHEN count(gr_engine_active) > 0 THEN 'gr_engine_active'
+              WHEN count(gpu_util) > 0 THEN 'gpu_util' END AS activity_metric
+  FROM samples GROUP BY ALL
 ), alloc AS (
   SELECT hd.*, nc.cost AS node_cost, nc.gpu_count, nc.owner, nc.node_pool, nc.cost_source,
+         a.activity, a.activity_metric,
          sum(hd.gpu_hours) OVER (PARTITION BY hd.node, hd.bucket) AS node_held
   FROM held hd JOIN node_cost nc ON nc.node = hd.node AND nc.bucket = hd.bucket
+  LEFT JOIN activity a ON a.node = hd.node AND a.pod = hd.name AND a.namespace = coalesce(hd.namespace, '')
+                       AND a.bucket = hd.bucket
 ), shares AS (
   SELECT *, CAST(CAST(node_cost AS DOUBLE) * gpu_hours / greatest(gpu_count, node_held) AS DECIMAL(38, 15)) AS exact
   FROM alloc
@@ -83,13 +99,13 @@ WITH hours AS (
   -- rounded down to 1e-12: the remainder stays in __idle__, which therefore never goes negative
   SELECT *, CAST(exact - exact % 0.000000000001 AS {MONEY}) AS gpu_cost FROM shares
 )
-SELECT bucket, node, workload_id AS name, namespace, labels, gpu_hours AS "gpuHours", gpu_cost AS "gpuCost",
-       cost_source, owner, node_pool
+SELECT bucket, node, coalesce(name, workload_id) AS name, workload_id, namespace, labels, gpu_hours AS "gpuHours",
+       gpu_cost AS "gpuCost", activity, activity_metric, cost_source, owner, node_pool
 FROM priced
 UNION ALL
-SELECT nc.bucket, nc.node, '{IDLE}', NULL, NULL,
+SELECT nc.bucket, nc.node, '{IDLE}', NULL, NULL, NULL,
        greatest(nc.gpu_count - coalesce(sum(p.gpu_hours), 0), 0),
-       nc.cost - coalesce(sum(p.gpu_cost), 0), nc.cost_source, nc.owner, nc.node_pool
+       nc.cost - coalesce(sum(p.gpu_cost), 0), 0.0, NULL, nc.cost_source, nc.owner, nc.node_pool
 FROM node_cost nc LEFT JOIN priced p ON p.node = nc.node AND p.bucket = nc.bucket
 GROUP BY nc.bucket, nc.node, nc.gpu_count, nc.cost, nc.cost_source, nc.owner, nc.node_pool
 """
@@ -115,11 +131,15 @@ def _fleet_cost(con: duckdb.DuckDBPyConnection, params: dict[str, datetime]) -> 
     return con.execute(sql, params).fetchone()[0]
 
 
-def aggregate(con: duckdb.DuckDBPyConnection, window: Window, by: list[str]) -> list[dict[str, object]]:
+def aggregate(con: duckdb.DuckDBPyConnection, window: Window, by: list[str],
+              idle_threshold: float = 0.05) -> list[dict[str, object]]:
     """The allocation summed over the window, grouped OpenCost-style by ``node``, ``namespace``, ``workload``,
-    ``node_pool``, ``owner`` or ``label:KEY``; ``__idle__`` stays its own line (idle is never shared here).
+    ``node_pool``, ``owner`` or ``label:KEY``; ``__idle__`` (unallocated) stays its own line.
 
-    Columns follow OpenCost's names: ``gpuHours``, ``gpuCost``, ``totalCost``."""
+    Columns follow OpenCost's names (``gpuHours``, ``gpuCost``, ``gpuEfficiency``, ``totalCost``) plus the
+    two other kinds of idle: ``gpuCostAllocatedIdle`` (held at an activity below ``idle_threshold``) and
+    ``gpuCostInefficiency`` (the unused part, 1 - activity, of GPUs held above it). ``gpuEfficiency`` is
+    used / allocated GPU-hours over the hours with telemetry (NULL without any)."""
     keys = []
     for i, dim in enumerate(by):
         if dim.startswith("label:"):
@@ -133,13 +153,20 @@ def aggregate(con: duckdb.DuckDBPyConnection, window: Window, by: list[str]) -> 
             raise ValueError(f"unknown aggregate {dim!r}: use node, namespace, workload, node_pool, owner or label:KEY")
     select = ", ".join(keys) or "'total' AS k0"
     names = by or ["total"]
+    held = f"name <> '{IDLE}' AND activity IS NOT NULL"
     rows = con.execute(
-        f"SELECT {select}, sum(\"gpuHours\") AS \"gpuHours\", sum(\"gpuCost\") AS \"gpuCost\" "
-        f"FROM ({ALLOCATION_SQL}) GROUP BY ALL ORDER BY \"gpuCost\" DESC",
-        {"start": window.start, "end": window.end},
+        f"""SELECT {select}, sum("gpuHours"), sum("gpuCost"),
+               sum("gpuHours" * activity) FILTER (WHERE {held}) / sum("gpuHours") FILTER (WHERE {held}),
+               coalesce(sum("gpuCost") FILTER (WHERE {held} AND activity < $threshold), 0),
+               coalesce(sum(CAST("gpuCost" * (1 - activity) AS {MONEY}))
+                        FILTER (WHERE {held} AND activity >= $threshold), 0)
+            FROM ({ALLOCATION_SQL}) GROUP BY ALL ORDER BY {len(names) + 2} DESC""",
+        {"start": window.start, "end": window.end, "threshold": idle_threshold},
     ).fetchall()
-    return [{**dict(zip(names, r[:len(names)], strict=True)), "gpuHours": r[-2], "gpuCost": r[-1],
-             "totalCost": r[-1]} for r in rows]
+    n = len(names)
+    return [{**dict(zip(names, r[:n], strict=True)), "gpuHours": r[n], "gpuCost": r[n + 1],
+             "gpuEfficiency": r[n + 2], "gpuCostAllocatedIdle": r[n + 3], "gpuCostInefficiency": r[n + 4],
+             "totalCost": r[n + 1]} for r in rows]
 
 
 def _lit(text: str) -> str:
