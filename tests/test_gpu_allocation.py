@@ -183,3 +183,14 @@ def test_activity_efficiency_and_the_three_idles(fleet: Store) -> None:
     hourly = {(r["bucket"].hour, r["name"]): r for r in allocate(fleet.con, WINDOW).rows}
     assert hourly[(0, "train")]["activity_metric"] == "sm_active"
     assert hourly[(1, "train")]["activity_metric"] == "gpu_util"
+
+
+def test_accumulate_by_hour(fleet: Store) -> None:
+    from aifinops.analysis.gpu_allocation import aggregate
+
+    rows = aggregate(fleet.con, WINDOW, ["node"], accumulate="hour")
+    got = {(r["start"].hour, r["node"]): r["gpuCost"] for r in rows}
+    assert got == {(0, "node-a"): D("80"), (0, "node-b"): D("10"), (1, "node-a"): D("80"), (1, "node-b"): D("10")}
+    assert [r["start"].hour for r in rows] == [0, 0, 1, 1]
+    with pytest.raises(ValueError, match="unknown accumulate"):
+        aggregate(fleet.con, WINDOW, ["node"], accumulate="week")

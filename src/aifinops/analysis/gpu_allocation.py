@@ -132,14 +132,17 @@ def _fleet_cost(con: duckdb.DuckDBPyConnection, params: dict[str, datetime]) -> 
 
 
 def aggregate(con: duckdb.DuckDBPyConnection, window: Window, by: list[str],
-              idle_threshold: float = 0.05) -> list[dict[str, object]]:
+              idle_threshold: float = 0.05, accumulate: str = "window") -> list[dict[str, object]]:
     """The allocation summed over the window, grouped OpenCost-style by ``node``, ``namespace``, ``workload``,
     ``node_pool``, ``owner`` or ``label:KEY``; ``__idle__`` (unallocated) stays its own line.
 
     Columns follow OpenCost's names (``gpuHours``, ``gpuCost``, ``gpuEfficiency``, ``totalCost``) plus the
     two other kinds of idle: ``gpuCostAllocatedIdle`` (held at an activity below ``idle_threshold``) and
     ``gpuCostInefficiency`` (the unused part, 1 - activity, of GPUs held above it). ``gpuEfficiency`` is
-    used / allocated GPU-hours over the hours with telemetry (NULL without any)."""
+    used / allocated GPU-hours over the hours with telemetry (NULL without any). ``accumulate`` is ``window``
+    (one row per group, OpenCost's ``accumulate=true``), ``hour`` or ``day`` (a row per group and period)."""
+    if accumulate not in ("window", "hour", "day"):
+        raise ValueError(f"unknown accumulate {accumulate!r}: use window, hour or day")
     keys = []
     for i, dim in enumerate(by):
         if dim.startswith("label:"):
@@ -151,8 +154,11 @@ def aggregate(con: duckdb.DuckDBPyConnection, window: Window, by: list[str],
             keys.append(f"name AS k{i}")
         else:
             raise ValueError(f"unknown aggregate {dim!r}: use node, namespace, workload, node_pool, owner or label:KEY")
-    select = ", ".join(keys) or "'total' AS k0"
     names = by or ["total"]
+    if accumulate != "window":
+        keys.insert(0, f"date_trunc('{accumulate}', bucket) AS period")
+        names = ["start", *names]
+    select = ", ".join(keys) or "'total' AS k0"
     held = f"name <> '{IDLE}' AND activity IS NOT NULL"
     rows = con.execute(
         f"""SELECT {select}, sum("gpuHours"), sum("gpuCost"),
@@ -160,7 +166,8 @@ def aggregate(con: duckdb.DuckDBPyConnection, window: Window, by: list[str],
                coalesce(sum("gpuCost") FILTER (WHERE {held} AND activity < $threshold), 0),
                coalesce(sum(CAST("gpuCost" * (1 - activity) AS {MONEY}))
                         FILTER (WHERE {held} AND activity >= $threshold), 0)
-            FROM ({ALLOCATION_SQL}) GROUP BY ALL ORDER BY {len(names) + 2} DESC""",
+            FROM ({ALLOCATION_SQL}) GROUP BY ALL
+            ORDER BY {"1, " if accumulate != "window" else ""}{len(names) + 2} DESC""",
         {"start": window.start, "end": window.end, "threshold": idle_threshold},
     ).fetchall()
     n = len(names)

@@ -275,6 +275,8 @@ def allocation(
     window: Annotated[str, typer.Option(help="7d, 30d, 2026-10, START..END.")] = "7d",
     aggregate: Annotated[str, typer.Option(help="node, namespace, workload, node_pool, owner, label:KEY (comma list).")]
     = "node",
+    accumulate: Annotated[str, typer.Option(help="window (one row per group), hour or day.")] = "window",
+    idle_threshold: Annotated[float, typer.Option(help="Activity below which a held GPU counts as idle.")] = 0.05,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
 ) -> None:
     """GPU cost by workload with idle as its own line (OpenCost field names: gpuHours, gpuCost, totalCost)."""
@@ -287,7 +289,8 @@ def allocation(
             "(SELECT max(coalesce(end_ts, start_ts)) FROM workloads))").fetchone()[0]
         w = parse_window(window, end)
         try:
-            rows = gpu_allocation.aggregate(store.con, w, [d.strip() for d in aggregate.split(",") if d.strip()])
+            rows = gpu_allocation.aggregate(store.con, w, [d.strip() for d in aggregate.split(",") if d.strip()],
+                                            idle_threshold=idle_threshold, accumulate=accumulate)
         except ValueError as exc:
             raise costs_mod.DimensionError(str(exc)) from None
     total = sum((r["gpuCost"] or 0) for r in rows)
