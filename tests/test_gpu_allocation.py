@@ -118,6 +118,12 @@ def test_allocated_plus_idle_is_the_fleet_cost(tmp_path_factory, prices, jobs) -
         assert res.node_cost == sum(prices) * 2
         assert sum(r["gpuCost"] for r in res.rows) == res.node_cost
         assert all(r["gpuCost"] >= 0 for r in res.rows)
+        from aifinops.analysis.gpu_allocation import SHARE_IDLE, aggregate
+
+        for policy in SHARE_IDLE:  # sharing idle moves money between lines, never creates or loses any
+            rows = aggregate(store.con, WINDOW, ["workload"], share_idle=policy)
+            assert sum(r["totalCost"] for r in rows) == res.node_cost
+            assert all(r["totalCost"] >= 0 for r in rows)
 
 
 def test_aggregate_by_node_and_workload(fleet: Store) -> None:
@@ -194,3 +200,37 @@ def test_accumulate_by_hour(fleet: Store) -> None:
     assert [r["start"].hour for r in rows] == [0, 0, 1, 1]
     with pytest.raises(ValueError, match="unknown accumulate"):
         aggregate(fleet.con, WINDOW, ["node"], accumulate="week")
+
+
+@pytest.mark.parametrize("policy", ["none", "weighted", "even", "owner"])
+def test_share_idle_conserves_money(fleet: Store, policy: str) -> None:
+    from aifinops.analysis.gpu_allocation import aggregate
+
+    rows = aggregate(fleet.con, WINDOW, ["workload"], share_idle=policy)
+    assert sum(r["totalCost"] for r in rows) == D("180")
+    assert all(r["totalCost"] == r["gpuCost"] + r["gpuCostIdle"] for r in rows)
+
+
+def test_share_idle_even_by_hand(fleet: Store) -> None:
+    """Even: node-a's idle 39.285714285715 an hour splits in two, rounded down (19.642857142857 each, 1e-12 left);
+    node-b hour 00 gives ts all 8.75; hour 01's 1e-12 cannot be split in two and stays idle."""
+    from aifinops.analysis.gpu_allocation import aggregate
+
+    rows = {r["workload"]: r for r in aggregate(fleet.con, WINDOW, ["workload"], share_idle="even")}
+    assert rows["train"]["gpuCostIdle"] == rows["notebook"]["gpuCostIdle"] == D("39.285714285714")
+    assert rows["ts"]["gpuCostIdle"] == D("8.75") and rows["big"]["gpuCostIdle"] == 0
+    assert rows[IDLE]["totalCost"] == D("0.000000000003")
+    weighted = {r["workload"]: r for r in aggregate(fleet.con, WINDOW, ["workload"], share_idle="weighted")}
+    assert float(weighted["train"]["gpuCostIdle"]) == pytest.approx(2 * 39.285714285715 * 40 / 40.714285714285)
+    assert weighted["ts"]["gpuCostIdle"] == D("8.75")
+
+
+def test_share_idle_to_the_owner(fleet: Store) -> None:
+    from aifinops.analysis.gpu_allocation import aggregate
+
+    fleet.con.execute("UPDATE gpu_nodes SET owner = 'research' WHERE node = 'node-b'")
+    by_owner = {r["owner"]: r["totalCost"] for r in aggregate(fleet.con, WINDOW, ["owner"], share_idle="owner")}
+    assert by_owner["research"] == D("20")  # node-b's workloads and its idle
+    assert by_owner[IDLE] == D("160") - D("80") - D("1.428571428570")  # node-a has no owner: idle stays idle
+    with pytest.raises(ValueError, match="unknown share-idle"):
+        aggregate(fleet.con, WINDOW, ["owner"], share_idle="split")

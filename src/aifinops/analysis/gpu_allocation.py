@@ -131,8 +131,49 @@ def _fleet_cost(con: duckdb.DuckDBPyConnection, params: dict[str, datetime]) -> 
     return con.execute(sql, params).fetchone()[0]
 
 
+SHARE_IDLE = ("none", "weighted", "even", "owner")
+
+
+def _floor12(expr: str) -> str:
+    """Round a non-negative amount down to 1e-12 $: shared amounts never exceed what there is to share."""
+    return f"(CAST({expr} AS DECIMAL(38, 15)) - CAST({expr} AS DECIMAL(38, 15)) % 0.000000000001)"
+
+
+def shared_sql(policy: str) -> str:
+    """The hourly allocation with idle shared by ``policy`` (OpenCost's ``shareIdle``), per node and hour:
+
+    - ``none``: idle stays its own line;
+    - ``weighted``: each workload on the node gets idle in proportion to its gpuCost that hour;
+    - ``even``: each workload on the node that hour gets an equal part;
+    - ``owner``: idle stays a line, but it carries the node pool owner's name, so that grouping by owner
+      or by a team label charges it to the team that owns the nodes.
+
+    A workload row gains ``gpuCostIdle``; the idle row keeps what was not shared (all of it when no workload
+    ran, and the rounding dust otherwise), so totalCost still adds up to the node cost exactly."""
+    if policy not in SHARE_IDLE:
+        raise ValueError(f"unknown share-idle policy {policy!r}: use {', '.join(SHARE_IDLE)}")
+    weighted = _floor12('node_idle * "gpuCost" / node_used')
+    share = {
+        "weighted": f"CASE WHEN node_used > 0 THEN {weighted} ELSE 0 END",
+        "even": _floor12("node_idle / node_n"),
+    }.get(policy, "0")
+    return f"""
+WITH a AS ({ALLOCATION_SQL}), g AS (
+  SELECT *, max(CASE WHEN name = '{IDLE}' THEN "gpuCost" END) OVER w AS node_idle,
+         sum(CASE WHEN name <> '{IDLE}' THEN "gpuCost" END) OVER w AS node_used,
+         count(*) FILTER (WHERE name <> '{IDLE}') OVER w AS node_n
+  FROM a WINDOW w AS (PARTITION BY bucket, node)
+), s AS (
+  SELECT *, CAST(CASE WHEN name = '{IDLE}' THEN 0 ELSE {share} END AS {MONEY}) AS "gpuCostIdle" FROM g
+)
+SELECT * REPLACE (CASE WHEN name = '{IDLE}' THEN "gpuCost" - sum("gpuCostIdle") OVER (PARTITION BY bucket, node)
+                       ELSE "gpuCost" END AS "gpuCost")
+FROM s"""
+
+
 def aggregate(con: duckdb.DuckDBPyConnection, window: Window, by: list[str],
-              idle_threshold: float = 0.05, accumulate: str = "window") -> list[dict[str, object]]:
+              idle_threshold: float = 0.05, accumulate: str = "window",
+              share_idle: str = "none") -> list[dict[str, object]]:
     """The allocation summed over the window, grouped OpenCost-style by ``node``, ``namespace``, ``workload``,
     ``node_pool``, ``owner`` or ``label:KEY``; ``__idle__`` (unallocated) stays its own line.
 
@@ -143,12 +184,16 @@ def aggregate(con: duckdb.DuckDBPyConnection, window: Window, by: list[str],
     (one row per group, OpenCost's ``accumulate=true``), ``hour`` or ``day`` (a row per group and period)."""
     if accumulate not in ("window", "hour", "day"):
         raise ValueError(f"unknown accumulate {accumulate!r}: use window, hour or day")
+    source = shared_sql(share_idle)
+    idle_key = f"coalesce(owner, '{IDLE}')" if share_idle == "owner" else f"'{IDLE}'"
     keys = []
     for i, dim in enumerate(by):
         if dim.startswith("label:"):
-            keys.append(f"coalesce(labels[{_lit(dim[6:])}], CASE WHEN name = '{IDLE}' THEN '{IDLE}' "
-                        f"ELSE '__unallocated__' END) AS k{i}")
-        elif dim in ("node", "namespace", "node_pool", "owner"):
+            keys.append(f"CASE WHEN name = '{IDLE}' THEN {idle_key} "
+                        f"ELSE coalesce(labels[{_lit(dim[6:])}], '__unallocated__') END AS k{i}")
+        elif dim == "owner":
+            keys.append(f"CASE WHEN name = '{IDLE}' THEN {idle_key} ELSE coalesce(owner, '') END AS k{i}")
+        elif dim in ("node", "namespace", "node_pool"):
             keys.append(f"coalesce({dim}, CASE WHEN name = '{IDLE}' THEN '{IDLE}' ELSE '' END) AS k{i}")
         elif dim == "workload":
             keys.append(f"name AS k{i}")
@@ -161,19 +206,19 @@ def aggregate(con: duckdb.DuckDBPyConnection, window: Window, by: list[str],
     select = ", ".join(keys) or "'total' AS k0"
     held = f"name <> '{IDLE}' AND activity IS NOT NULL"
     rows = con.execute(
-        f"""SELECT {select}, sum("gpuHours"), sum("gpuCost"),
+        f"""SELECT {select}, sum("gpuHours"), sum("gpuCost"), sum("gpuCostIdle"), sum("gpuCost" + "gpuCostIdle"),
                sum("gpuHours" * activity) FILTER (WHERE {held}) / sum("gpuHours") FILTER (WHERE {held}),
                coalesce(sum("gpuCost") FILTER (WHERE {held} AND activity < $threshold), 0),
                coalesce(sum(CAST("gpuCost" * (1 - activity) AS {MONEY}))
                         FILTER (WHERE {held} AND activity >= $threshold), 0)
-            FROM ({ALLOCATION_SQL}) GROUP BY ALL
-            ORDER BY {"1, " if accumulate != "window" else ""}{len(names) + 2} DESC""",
+            FROM ({source}) GROUP BY ALL
+            ORDER BY {"1, " if accumulate != "window" else ""}{len(names) + 4} DESC""",
         {"start": window.start, "end": window.end, "threshold": idle_threshold},
     ).fetchall()
     n = len(names)
-    return [{**dict(zip(names, r[:n], strict=True)), "gpuHours": r[n], "gpuCost": r[n + 1],
-             "gpuEfficiency": r[n + 2], "gpuCostAllocatedIdle": r[n + 3], "gpuCostInefficiency": r[n + 4],
-             "totalCost": r[n + 1]} for r in rows]
+    return [{**dict(zip(names, r[:n], strict=True)), "gpuHours": r[n], "gpuCost": r[n + 1], "gpuCostIdle": r[n + 2],
+             "gpuEfficiency": r[n + 4], "gpuCostAllocatedIdle": r[n + 5], "gpuCostInefficiency": r[n + 6],
+             "totalCost": r[n + 3]} for r in rows]
 
 
 def _lit(text: str) -> str:

@@ -276,6 +276,7 @@ def allocation(
     aggregate: Annotated[str, typer.Option(help="node, namespace, workload, node_pool, owner, label:KEY (comma list).")]
     = "node",
     accumulate: Annotated[str, typer.Option(help="window (one row per group), hour or day.")] = "window",
+    share_idle: Annotated[str, typer.Option(help="none (idle its own line), weighted, even, or owner.")] = "none",
     idle_threshold: Annotated[float, typer.Option(help="Activity below which a held GPU counts as idle.")] = 0.05,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
 ) -> None:
@@ -290,10 +291,11 @@ def allocation(
         w = parse_window(window, end)
         try:
             rows = gpu_allocation.aggregate(store.con, w, [d.strip() for d in aggregate.split(",") if d.strip()],
-                                            idle_threshold=idle_threshold, accumulate=accumulate)
+                                            idle_threshold=idle_threshold, accumulate=accumulate,
+                                            share_idle=share_idle)
         except ValueError as exc:
             raise costs_mod.DimensionError(str(exc)) from None
-    total = sum((r["gpuCost"] or 0) for r in rows)
+    total = sum((r["totalCost"] or 0) for r in rows)
     render(rows, fmt, title=f"GPU allocation by {aggregate}", caption=f"total GPU cost {total:,.2f}; window {w}")
 
 
