@@ -7,6 +7,7 @@ not a silently ignored option.
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,9 @@ class Settings(BaseModel):
     #: Options of each source by kind, e.g. ``sources: {workloads-csv: {preset: alibaba-openb}}``;
     #: each source validates its own (see the source's Options).
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: $ per GPU-hour by GPU model (a substring of the model name, longest match wins), for nodes that no
+    #: bill and no inventory hourly_price covers (on-prem, other clouds), e.g. ``{H100: 2.49, A100: 1.29}``.
+    gpu_prices: dict[str, Decimal] = Field(default_factory=dict)
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:

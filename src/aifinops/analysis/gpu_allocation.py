@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 import duckdb
 
@@ -40,8 +41,10 @@ class AllocationResult:
     unmatched_workloads: int
 
 
-ALLOCATION_SQL = f"""
-WITH hours AS (
+_ALLOCATION_SQL = """
+WITH gpu_prices(pattern, price) AS (
+  {prices}
+), hours AS (
   SELECT unnest(range($start::TIMESTAMP, $end::TIMESTAMP, INTERVAL 1 HOUR)) AS bucket
 ), nodes AS (
   SELECT node, gpu_count, gpu_model, resource_id, hourly_price, owner, node_pool
@@ -59,12 +62,18 @@ WITH hours AS (
   JOIN focus_charges c ON c."ResourceId" = n.resource_id
   JOIN hours h ON c."ChargePeriodStart" < h.bucket + INTERVAL 1 HOUR AND c."ChargePeriodEnd" > h.bucket
   GROUP BY ALL
+), table_price AS (
+  -- the price table's entry for the node's GPU model: the longest pattern the model name contains
+  SELECT n.node, arg_max(p.price, length(p.pattern)) AS per_gpu
+  FROM nodes n JOIN gpu_prices p ON upper(n.gpu_model) LIKE '%' || upper(p.pattern) || '%'
+  GROUP BY n.node
 ), node_cost AS (
   SELECT n.node, h.bucket, n.gpu_count, n.gpu_model, n.owner, n.node_pool,
-         CAST(coalesce(b.cost, n.hourly_price) AS {MONEY}) AS cost,
-         CASE WHEN b.cost IS NOT NULL THEN 'bill' WHEN n.hourly_price IS NOT NULL THEN 'price' ELSE 'none' END
-           AS cost_source
+         CAST(coalesce(b.cost, n.hourly_price, tp.per_gpu * n.gpu_count) AS {MONEY}) AS cost,
+         CASE WHEN b.cost IS NOT NULL THEN 'bill' WHEN n.hourly_price IS NOT NULL THEN 'price'
+              WHEN tp.per_gpu IS NOT NULL THEN 'price table' ELSE 'none' END AS cost_source
   FROM nodes n CROSS JOIN hours h LEFT JOIN bill b ON b.node = n.node AND b.bucket = h.bucket
+  LEFT JOIN table_price tp ON tp.node = n.node
 ), held AS (
   SELECT w.workload_id, w.name, w.namespace, w.node, w.labels, h.bucket,
          w.gpu_share * (epoch(least(coalesce(w.end_ts, $end::TIMESTAMP), h.bucket + INTERVAL 1 HOUR))
@@ -111,13 +120,24 @@ GROUP BY nc.bucket, nc.node, nc.gpu_count, nc.cost, nc.cost_source, nc.owner, nc
 """
 
 
-def allocate(con: duckdb.DuckDBPyConnection, window: Window) -> AllocationResult:
+def allocation_sql(gpu_prices: dict[str, Decimal] | None = None) -> str:
+    """The hourly allocation statement. ``gpu_prices`` (GPU model pattern -> $ per GPU-hour) prices nodes
+    that neither a bill nor an inventory ``hourly_price`` covers; without it they cost 0 (``cost_source``
+    says ``none``)."""
+    rows = [f"({_lit(str(k))}, CAST({Decimal(str(v))} AS {MONEY}))" for k, v in (gpu_prices or {}).items()]
+    values = "VALUES " + ", ".join(rows) if rows else f"SELECT NULL::VARCHAR, NULL::{MONEY} WHERE false"
+    return _ALLOCATION_SQL.replace("{prices}", values).replace("{MONEY}", MONEY).replace("{IDLE}", IDLE)
+
+
+def allocate(con: duckdb.DuckDBPyConnection, window: Window,
+             gpu_prices: dict[str, Decimal] | None = None) -> AllocationResult:
     """Hourly GPU allocation over ``window`` (see the module docstring for the rule)."""
     params = {"start": window.start, "end": window.end}
-    rows = con.execute(f"SELECT * FROM ({ALLOCATION_SQL}) ORDER BY bucket, node, name", params)
+    sql = allocation_sql(gpu_prices)
+    rows = con.execute(f"SELECT * FROM ({sql}) ORDER BY bucket, node, name", params)
     names = [d[0] for d in rows.description]
     out = [dict(zip(names, r, strict=True)) for r in rows.fetchall()]
-    total = _fleet_cost(con, params)
+    total = _fleet_cost(con, params, sql)
     unmatched = con.execute(
         "SELECT count(*) FROM workloads w WHERE w.gpu_share > 0 AND (w.node IS NULL OR w.node NOT IN "
         "(SELECT node FROM gpu_nodes)) AND w.start_ts < $end::TIMESTAMP "
@@ -126,9 +146,9 @@ def allocate(con: duckdb.DuckDBPyConnection, window: Window) -> AllocationResult
     return AllocationResult(out, total, unmatched)
 
 
-def _fleet_cost(con: duckdb.DuckDBPyConnection, params: dict[str, datetime]) -> object:
-    sql = ALLOCATION_SQL[: ALLOCATION_SQL.index("), held AS")] + ") SELECT coalesce(sum(cost), 0) FROM node_cost"
-    return con.execute(sql, params).fetchone()[0]
+def _fleet_cost(con: duckdb.DuckDBPyConnection, params: dict[str, datetime], sql: str) -> object:
+    head = sql[: sql.index("), held AS")] + ") SELECT coalesce(sum(cost), 0) FROM node_cost"
+    return con.execute(head, params).fetchone()[0]
 
 
 SHARE_IDLE = ("none", "weighted", "even", "owner")
@@ -139,7 +159,7 @@ def _floor12(expr: str) -> str:
     return f"(CAST({expr} AS DECIMAL(38, 15)) - CAST({expr} AS DECIMAL(38, 15)) % 0.000000000001)"
 
 
-def shared_sql(policy: str) -> str:
+def shared_sql(policy: str, gpu_prices: dict[str, Decimal] | None = None) -> str:
     """The hourly allocation with idle shared by ``policy`` (OpenCost's ``shareIdle``), per node and hour:
 
     - ``none``: idle stays its own line;
@@ -158,7 +178,7 @@ def shared_sql(policy: str) -> str:
         "even": _floor12("node_idle / node_n"),
     }.get(policy, "0")
     return f"""
-WITH a AS ({ALLOCATION_SQL}), g AS (
+WITH a AS ({allocation_sql(gpu_prices)}), g AS (
   SELECT *, max(CASE WHEN name = '{IDLE}' THEN "gpuCost" END) OVER w AS node_idle,
          sum(CASE WHEN name <> '{IDLE}' THEN "gpuCost" END) OVER w AS node_used,
          count(*) FILTER (WHERE name <> '{IDLE}') OVER w AS node_n
@@ -173,7 +193,7 @@ FROM s"""
 
 def aggregate(con: duckdb.DuckDBPyConnection, window: Window, by: list[str],
               idle_threshold: float = 0.05, accumulate: str = "window",
-              share_idle: str = "none") -> list[dict[str, object]]:
+              share_idle: str = "none", gpu_prices: dict[str, Decimal] | None = None) -> list[dict[str, object]]:
     """The allocation summed over the window, grouped OpenCost-style by ``node``, ``namespace``, ``workload``,
     ``node_pool``, ``owner`` or ``label:KEY``; ``__idle__`` (unallocated) stays its own line.
 
@@ -184,7 +204,7 @@ def aggregate(con: duckdb.DuckDBPyConnection, window: Window, by: list[str],
     (one row per group, OpenCost's ``accumulate=true``), ``hour`` or ``day`` (a row per group and period)."""
     if accumulate not in ("window", "hour", "day"):
         raise ValueError(f"unknown accumulate {accumulate!r}: use window, hour or day")
-    source = shared_sql(share_idle)
+    source = shared_sql(share_idle, gpu_prices)
     idle_key = f"coalesce(owner, '{IDLE}')" if share_idle == "owner" else f"'{IDLE}'"
     keys = []
     for i, dim in enumerate(by):

@@ -292,7 +292,7 @@ def allocation(
         try:
             rows = gpu_allocation.aggregate(store.con, w, [d.strip() for d in aggregate.split(",") if d.strip()],
                                             idle_threshold=idle_threshold, accumulate=accumulate,
-                                            share_idle=share_idle)
+                                            share_idle=share_idle, gpu_prices=state.settings.gpu_prices)
         except ValueError as exc:
             raise costs_mod.DimensionError(str(exc)) from None
     total = sum((r["totalCost"] or 0) for r in rows)
