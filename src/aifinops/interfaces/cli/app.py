@@ -299,6 +299,41 @@ def allocation(
     render(rows, fmt, title=f"GPU allocation by {aggregate}", caption=f"total GPU cost {total:,.2f}; window {w}")
 
 
+gpu_app = typer.Typer(help="GPU fleet views.", no_args_is_help=True)
+app.add_typer(gpu_app, name="gpu")
+
+
+@gpu_app.command("capacity")
+@friendly
+def gpu_capacity(
+    window: Annotated[str, typer.Option(help="30d, 2026-10, START..END or all (the workloads' span).")] = "all",
+    by: Annotated[str | None, typer.Option(help="label:KEY or namespace: allocated GPU-hours per group.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+) -> None:
+    """Available vs allocated GPU-hours per day, unallocated share, fractional sharing, cost at gpu_prices."""
+    from datetime import timedelta
+
+    from ...analysis.gpu_capacity import daily_capacity
+    from ...analysis.windows import Window
+
+    _check_format(fmt)
+    with open_store(read_only=True) as store:
+        first, last = store.con.execute(
+            "SELECT min(start_ts), max(coalesce(end_ts, start_ts)) FROM workloads WHERE gpu_share > 0").fetchone()
+        if first is None:
+            raise costs_mod.DimensionError("no workload holds GPUs in the store: ingest workloads first")
+        if window == "all":
+            start = first.replace(hour=0, minute=0, second=0, microsecond=0)
+            w = Window(start, last.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1))
+        else:
+            w = parse_window(window, last)
+        try:
+            rows = daily_capacity(store.con, w, by, state.settings.gpu_prices)
+        except ValueError as exc:
+            raise costs_mod.DimensionError(str(exc)) from None
+    render(rows, fmt, title="GPU capacity per day", caption=f"window {w}")
+
+
 @export_app.command("focus")
 @friendly
 def export_focus_cmd(
