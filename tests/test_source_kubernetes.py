@@ -25,13 +25,6 @@ COLS = ("name", "namespace", "owner_kind", "owner_name", "node", "start_ts", "en
         "gpu_count", "gpu_share", "cpu_request", "memory_request_mib", "exit_code")
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "s.duckdb")
-    yield s
-    s.close()
-
-
 def load(store: Store, source: Source, paths: list[Any]) -> BatchResult:
     """Ingest as the CLI does: the engine asks the source which files the paths name (``Source.files``)."""
     return ingest(store, source, paths)

@@ -3,7 +3,6 @@ lines to quarantine, and a newer export replacing the jobs it holds."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,13 +41,6 @@ EXPECTED = [
     ("4109", "killed-job", "gpu03", D(2026, 11, 21, 6), D(2026, 11, 21, 6, 5), "FAILED", "gres/gpu",
      1.0, 1.0, 4.0, 8 * 1024.0, 137),
 ]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "s.duckdb")
-    yield s
-    s.close()
 
 
 def load(store: Store, source: Source, paths: list[Any]) -> BatchResult:

@@ -93,6 +93,13 @@ def csv_first_line(file: SourceFile) -> str:
             from None
 
 
+def arrow_input(file: SourceFile) -> tuple[pa.NativeFile, pa.NativeFile]:
+    """(raw file, byte stream to parse) for pyarrow readers: the raw file's position measures progress
+    through a gzip file, whose decompressed size is unknown."""
+    raw = pa.OSFile(str(file.path))
+    return raw, (pa.CompressedInputStream(raw, "gzip") if file.format == "csv.gz" else raw)
+
+
 def typed_ref(index: int) -> str:
     """Where the ingest engine exposes the typed value of the ``index``-th column of ``FileRead.typed``:
     it casts each value once in an inner projection, and rules and the insert read the result."""

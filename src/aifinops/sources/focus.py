@@ -21,7 +21,17 @@ import pyarrow.parquet as pq
 
 from ..model import focus
 from ..model.checks import allowed_value_sql, focus_checks
-from .base import ArrowStream, FileRead, Source, SourceError, SourceFile, csv_first_line, sources, typed_ref
+from .base import (
+    ArrowStream,
+    FileRead,
+    Source,
+    SourceError,
+    SourceFile,
+    arrow_input,
+    csv_first_line,
+    sources,
+    typed_ref,
+)
 
 _DELIMITERS = (",", ";", "\t", "|")
 
@@ -72,9 +82,8 @@ def _csv_stream(file: SourceFile, names: list[str], delim: str) -> ArrowStream:
         return "skip"
 
     def batches() -> Iterator[pa.RecordBatch]:
-        raw = pa.OSFile(str(file.path))
+        raw, stream = arrow_input(file)
         position["raw"] = raw
-        stream = pa.CompressedInputStream(raw, "gzip") if file.format == "csv.gz" else raw
         try:
             reader = pacsv.open_csv(
                 stream,

@@ -47,7 +47,7 @@ from pydantic import field_validator
 
 from ..model.checks import ERROR, Check, sql_str
 from ..model.gpu import GPU_SAMPLE_COLUMNS
-from .base import ArrowStream, FileRead, Source, SourceError, SourceFile, expand, sources, typed_ref
+from .base import ArrowStream, FileRead, Source, SourceError, SourceFile, arrow_input, expand, sources, typed_ref
 
 DEFAULT_COLUMNS = "timestamp,uuid,name,utilization.gpu,memory.used,memory.total,power.draw"
 #: values nvidia-smi prints when a field does not apply or the GPU cannot report it: NULL, not an error
@@ -137,9 +137,8 @@ def _line_stream(file: SourceFile, names: list[str], skip_header: bool) -> Arrow
     position: dict[str, pa.NativeFile] = {}
 
     def batches() -> Iterator[pa.RecordBatch]:
-        raw = pa.OSFile(str(file.path))
+        raw, stream = arrow_input(file)
         position["raw"] = raw
-        stream = pa.CompressedInputStream(raw, "gzip") if file.format == "csv.gz" else raw
         try:
             reader = pacsv.open_csv(
                 stream,
