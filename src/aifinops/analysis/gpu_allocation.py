@@ -28,6 +28,7 @@ from decimal import Decimal
 
 import duckdb
 
+from ..model.checks import sql_str
 from .windows import Window
 
 IDLE = "__idle__"
@@ -124,9 +125,14 @@ def allocation_sql(gpu_prices: dict[str, Decimal] | None = None) -> str:
     """The hourly allocation statement. ``gpu_prices`` (GPU model pattern -> $ per GPU-hour) prices nodes
     that neither a bill nor an inventory ``hourly_price`` covers; without it they cost 0 (``cost_source``
     says ``none``)."""
-    rows = [f"({_lit(str(k))}, CAST({Decimal(str(v))} AS {MONEY}))" for k, v in (gpu_prices or {}).items()]
-    values = "VALUES " + ", ".join(rows) if rows else f"SELECT NULL::VARCHAR, NULL::{MONEY} WHERE false"
-    return _ALLOCATION_SQL.replace("{prices}", values).replace("{MONEY}", MONEY).replace("{IDLE}", IDLE)
+    return (_ALLOCATION_SQL.replace("{prices}", price_rows(gpu_prices)).replace("{MONEY}", MONEY)
+            .replace("{IDLE}", IDLE))
+
+
+def price_rows(gpu_prices: dict[str, Decimal] | None) -> str:
+    """The price table as a SQL row source (pattern, price); empty when there is none."""
+    rows = [f"({sql_str(str(k))}, CAST({Decimal(str(v))} AS {MONEY}))" for k, v in (gpu_prices or {}).items()]
+    return "VALUES " + ", ".join(rows) if rows else f"SELECT NULL::VARCHAR, NULL::{MONEY} WHERE false"
 
 
 def allocate(con: duckdb.DuckDBPyConnection, window: Window,
@@ -210,7 +216,7 @@ def aggregate(con: duckdb.DuckDBPyConnection, window: Window, by: list[str],
     for i, dim in enumerate(by):
         if dim.startswith("label:"):
             keys.append(f"CASE WHEN name = '{IDLE}' THEN {idle_key} "
-                        f"ELSE coalesce(labels[{_lit(dim[6:])}], '__unallocated__') END AS k{i}")
+                        f"ELSE coalesce(labels[{sql_str(dim[6:])}], '__unallocated__') END AS k{i}")
         elif dim == "owner":
             keys.append(f"CASE WHEN name = '{IDLE}' THEN {idle_key} ELSE coalesce(owner, '') END AS k{i}")
         elif dim in ("node", "namespace", "node_pool"):
@@ -241,5 +247,3 @@ def aggregate(con: duckdb.DuckDBPyConnection, window: Window, by: list[str],
              "totalCost": r[n + 3]} for r in rows]
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

@@ -15,13 +15,9 @@ from decimal import Decimal
 
 import duckdb
 
-from .gpu_allocation import MONEY, _lit
+from ..model.checks import sql_str
+from .gpu_allocation import price_rows
 from .windows import Window
-
-
-def _prices(gpu_prices: dict[str, Decimal] | None) -> str:
-    rows = [f"({_lit(str(k))}, CAST({Decimal(str(v))} AS {MONEY}))" for k, v in (gpu_prices or {}).items()]
-    return "VALUES " + ", ".join(rows) if rows else f"SELECT NULL::VARCHAR, NULL::{MONEY} WHERE false"
 
 
 def daily_capacity(con: duckdb.DuckDBPyConnection, window: Window, by: str | None = None,
@@ -31,13 +27,13 @@ def daily_capacity(con: duckdb.DuckDBPyConnection, window: Window, by: str | Non
     if by is None:
         group = "'all'"
     elif by.startswith("label:"):
-        group = f"coalesce(w.labels[{_lit(by[6:])}], '(none)')"
+        group = f"coalesce(w.labels[{sql_str(by[6:])}], '(none)')"
     elif by == "namespace":
         group = "coalesce(w.namespace, '(none)')"
     else:
         raise ValueError(f"unknown grouping {by!r}: use label:KEY or namespace")
     sql = f"""
-WITH gpu_prices(pattern, price) AS ({_prices(gpu_prices)}),
+WITH gpu_prices(pattern, price) AS ({price_rows(gpu_prices)}),
 days AS (SELECT unnest(range($start::TIMESTAMP, $end::TIMESTAMP, INTERVAL 1 DAY)) AS day),
 priced_nodes AS (
   SELECT n.node, n.gpu_count,

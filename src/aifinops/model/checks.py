@@ -32,7 +32,13 @@ class Check:
 
 
 def sql_str(value: str) -> str:
+    """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def sql_ident(name: str) -> str:
+    """A quoted SQL identifier (column names come from files and may hold anything)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _shown(raw: str) -> str:

@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..model import focus
-from ..model.checks import allowed_value_sql, focus_checks
+from ..model.checks import allowed_value_sql, focus_checks, sql_ident, sql_str
 from .base import (
     ArrowStream,
     FileRead,
@@ -36,12 +36,6 @@ from .base import (
 _DELIMITERS = (",", ";", "\t", "|")
 
 
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _csv_header(file: SourceFile) -> tuple[list[str], str]:
@@ -172,12 +166,12 @@ class FocusSource(Source):
                 f"{file.path}: not a FOCUS {version} file: missing required column(s) {', '.join(missing)}"
                 f" (header: {shown}).{hint}"
             )
-        path = sql_literal(str(file.path))
+        path = sql_str(str(file.path))
         if file.format == "parquet":
             relation = f"read_parquet({path}, file_row_number = true)"
         else:
             relation = (
-                f"read_csv({path}, header = true, all_varchar = true, delim = {sql_literal(delim or ',')},"
+                f"read_csv({path}, header = true, all_varchar = true, delim = {sql_str(delim or ',')},"
                 " quote = '\"', escape = '\"', nullstr = ['NULL', ''], strict_mode = true,"
                 " store_rejects = true, rejects_limit = 0, null_padding = false,"
                 f" compression = '{'gzip' if file.format == 'csv.gz' else 'none'}',"
@@ -189,7 +183,7 @@ class FocusSource(Source):
         texts = {n for n, t in types.items() if pa.types.is_string(t) or pa.types.is_large_string(t)}
 
         def ref(src: str) -> str:
-            ident = "s." + quote_ident(src)
+            ident = "s." + sql_ident(src)
             return f"NULLIF({ident}, '')" if src in texts else ident
 
         raw = {col: ref(src) for col, src in mapping.items()}

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from ..model.checks import ERROR, Check, sql_str
+from ..model.checks import ERROR, Check, sql_ident, sql_str
 from ..model.gpu import GPU_NODE_COLUMNS
 from .base import FileRead, Source, SourceError, SourceFile, sources, typed_ref
-from .workloads_csv import csv_header, map_sql, parquet_names, quote_ident, relation_sql, shown
+from .workloads_csv import csv_header, map_sql, parquet_names, relation_sql, shown
 
 PRICING_CATEGORIES = ("on-demand", "spot", "reserved", "on-prem")
 
@@ -56,7 +56,7 @@ class InventorySource(Source):
         texts = file.format != "parquet"
 
         def ref(name: str) -> str:
-            ident = "s." + quote_ident(name)
+            ident = "s." + sql_ident(name)
             return f"NULLIF(CAST({ident} AS VARCHAR), '')" if not texts else ident
 
         if self.options.preset:

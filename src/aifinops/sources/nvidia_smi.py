@@ -45,7 +45,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from pydantic import field_validator
 
-from ..model.checks import ERROR, Check, sql_str
+from ..model.checks import ERROR, Check, sql_ident, sql_str
 from ..model.gpu import GPU_SAMPLE_COLUMNS
 from .base import ArrowStream, FileRead, Source, SourceError, SourceFile, arrow_input, expand, sources, typed_ref
 
@@ -71,9 +71,6 @@ def _format(path: Path) -> str | None:
         return "csv.gz"
     return "csv" if name.endswith(SUFFIXES) else None
 
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _open_text(file: SourceFile) -> pa.NativeFile:
@@ -244,7 +241,7 @@ class NvidiaSmiSource(Source):
         - ``range`` (error): utilization.gpu outside 0..100 %, or negative memory or power;
         - ``gpu`` (error): no UUID and no index, so the sample belongs to no GPU.
         """
-        field = {n: f"NULLIF(s.{_q(n)}, '')" for n in names}
+        field = {n: f"NULLIF(s.{sql_ident(n)}, '')" for n in names}
         raw: dict[str, str] = {"_line": f"s.{_LINE}"}
         number: dict[str, str] = {}  # field -> typed SQL (in the field's unit)
         for n in names:

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import pyarrow.parquet as pq
 
-from ..model.checks import ERROR, Check, sql_str
+from ..model.checks import ERROR, Check, sql_ident, sql_str
 from ..model.gpu import GPU_SAMPLE_COLUMNS
 from .base import FileRead, Source, SourceError, SourceFile, sources, typed_ref
 
@@ -20,9 +20,6 @@ REQUIRED = ("ts", "gpu")
 RATIOS = ("sm_active", "gr_engine_active", "gpu_util")
 NON_NEGATIVE = ("fb_used_mib", "fb_free_mib", "power_w", "energy_j")
 
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def nvml_checks(raw: dict[str, str], typed: dict[str, str]) -> list[Check]:
@@ -72,7 +69,7 @@ class NvmlSource(Source):
             raise SourceError(f"{file.path}: not a GPU sample file: missing column(s) {', '.join(missing)} "
                               f"(columns: {', '.join(names[:8])})")
         present = [c for c in GPU_SAMPLE_COLUMNS if c in names and c != "source"]
-        raw = {c: f"s.{_q(c)}" for c in present}
+        raw = {c: f"s.{sql_ident(c)}" for c in present}
         typed = {}
         for c, t in GPU_SAMPLE_COLUMNS.items():
             if c == "source":
@@ -83,7 +80,7 @@ class NvmlSource(Source):
                 typed[c] = f"CAST(NULL AS {t})"
         ignored = [n for n in names if n not in GPU_SAMPLE_COLUMNS]
         notes = [f"{file.path.name}: ignored column(s) {', '.join(ignored)}"] if ignored else []
-        path = "'" + str(file.path).replace("'", "''") + "'"
+        path = sql_str(str(file.path))
         return FileRead(
             file=file, relation_sql=f"read_parquet({path}, file_row_number = true)", raw=raw, typed=typed,
             extra_columns={}, checks=nvml_checks(raw, {c: typed_ref(i) for i, c in enumerate(typed)}),

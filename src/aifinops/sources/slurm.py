@@ -34,7 +34,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from ..model.checks import ERROR, Check, sql_str
+from ..model.checks import ERROR, Check, sql_ident, sql_str
 from ..model.gpu import DEFAULT_MIG_SLICES, MIG_SLICES
 from .base import FileRead, Source, SourceError, SourceFile, expand, sources, typed_ref
 
@@ -45,9 +45,6 @@ REQUIRED = ("JobID", "Start", "End", "State", "AllocTRES")
 _SUFFIXES = (".txt", ".psv", ".sacct", ".out")
 
 
-def _lit(text: str) -> str:
-    return sql_str(text)
-
 
 def _tres_number(tres: str, key: str) -> str:
     """SQL: the number of TRES ``key`` in an AllocTRES text (NULL when absent)."""
@@ -56,7 +53,7 @@ def _tres_number(tres: str, key: str) -> str:
 
 def _mig_share(entry_type: str) -> str:
     """SQL: GPU-equivalents of one unit of a typed GPU (``a100`` -> 1, ``1g.10gb`` -> 1/7, on A30 1/4)."""
-    slices = " ".join(f"WHEN contains(upper({entry_type}), {_lit(m)}) THEN {n}"
+    slices = " ".join(f"WHEN contains(upper({entry_type}), {sql_str(m)}) THEN {n}"
                       for m, n in sorted(MIG_SLICES.items(), key=lambda kv: -len(kv[0])) if n != DEFAULT_MIG_SLICES)
     g = f"TRY_CAST(regexp_extract({entry_type}, '([0-9]+)g\\.[0-9]+gb', 1) AS DOUBLE)"
     return f"coalesce({g} / (CASE {slices} ELSE {DEFAULT_MIG_SLICES} END), 1)" if slices else \
@@ -107,7 +104,7 @@ class SlurmSource(Source):
                       what=" or ".join(_SUFFIXES), keep=_looks_like_sacct, named_as="sacct")
 
     def read(self, file: SourceFile) -> FileRead:
-        path = _lit(str(file.path))
+        path = sql_str(str(file.path))
         if file.bytes == 0:
             raise SourceError(f"{file.path}: the file is empty (no rows)")
         if self.options.header:
@@ -122,14 +119,14 @@ class SlurmSource(Source):
             head = "header = true"
         else:
             cols = {c: c for c in FORMAT}
-            head = "header = false, names = [" + ", ".join(_lit(c) for c in FORMAT) + "]"
+            head = "header = false, names = [" + ", ".join(sql_str(c) for c in FORMAT) + "]"
         # No quoting: sacct never quotes, and a job name may hold a '"'. A job name holding '|' breaks its
         # line into more fields; the engine quarantines that line and names it.
         relation = (f"read_csv({path}, {head}, all_varchar = true, delim = '|', quote = '', escape = '', "
                     "nullstr = [''], strict_mode = true, store_rejects = true, rejects_limit = 0, "
                     "null_padding = false, compression = 'none', parallel = false)")
-        raw = {c: ('s."' + n.replace('"', '""') + '"') if n else "CAST(NULL AS VARCHAR)" for c, n in cols.items()}
-        tz = _lit(self.options.timezone)
+        raw = {c: ("s." + sql_ident(n)) if n else "CAST(NULL AS VARCHAR)" for c, n in cols.items()}
+        tz = sql_str(self.options.timezone)
 
         def when(v: str) -> str:
             return (f"CASE WHEN {v} IN ('Unknown', 'None') THEN NULL "
@@ -148,7 +145,7 @@ class SlurmSource(Source):
         state = raw["State"]
 
         def entries(pairs: dict[str, str]) -> str:
-            items = ", ".join(f"{{'k': {_lit(k)}, 'v': {v}}}" for k, v in pairs.items())
+            items = ", ".join(f"{{'k': {sql_str(k)}, 'v': {v}}}" for k, v in pairs.items())
             return f"map_from_entries(list_filter([{items}], lambda e: e.v IS NOT NULL))"
 
         typed = {

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 import yaml
 from pydantic import Field, field_validator
 
-from ..model.checks import ERROR, Check, sql_str
+from ..model.checks import ERROR, Check, sql_ident, sql_str
 from ..model.gpu import WORKLOAD_COLUMNS
 from .base import FileRead, Source, SourceError, SourceFile, csv_first_line, sources, typed_ref
 
@@ -44,9 +44,6 @@ _TIMES = ("start_ts", "end_ts")
 _OWN = ("source", "labels", "annotations")
 _MICROS = {"s": 1_000_000, "ms": 1_000}
 
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def shown(raw: str) -> str:
@@ -101,7 +98,7 @@ def column_entries(spec: list[str] | dict[str, str]) -> dict[str, str]:
     """``labels``/``annotations`` option -> key -> SQL: a list names file columns copied under their name."""
     if isinstance(spec, dict):
         return dict(spec)
-    return {name: quote_ident(name) for name in spec}
+    return {name: sql_ident(name) for name in spec}
 
 
 def parse_origin(text: str) -> datetime:
@@ -137,7 +134,7 @@ def bind_check(file: SourceFile, relation: str, names: list[str], numeric: set[s
         if file.format == "parquet":
             con.execute(f"CREATE TEMP VIEW s AS SELECT * FROM {relation} LIMIT 0")
         else:
-            cols = ", ".join(f"CAST(NULL AS {'DOUBLE' if n.lower() in numeric else 'VARCHAR'}) AS {quote_ident(n)}"
+            cols = ", ".join(f"CAST(NULL AS {'DOUBLE' if n.lower() in numeric else 'VARCHAR'}) AS {sql_ident(n)}"
                              for n in names)
             con.execute(f"CREATE TEMP VIEW s AS SELECT {cols} LIMIT 0")
         for col, expr in exprs.items():

@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..model import focus
+from ..model.checks import sql_str
 from .connection import Store
 
 
@@ -49,8 +50,7 @@ def export_focus(store: Store, out: Path, start: datetime | None = None, end: da
         sql += " WHERE " + " AND ".join(where)
     sql += ' ORDER BY "ChargePeriodStart", _batch_id, _file, _row'
     options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER true"
-    target = str(out).replace("'", "''")
     out.parent.mkdir(parents=True, exist_ok=True)
-    store.con.execute(f"COPY ({sql}) TO '{target}' ({options})", params)
+    store.con.execute(f"COPY ({sql}) TO {sql_str(str(out))} ({options})", params)
     count = f"SELECT count(*) FROM focus_charges{' WHERE ' + ' AND '.join(where) if where else ''}"
     return int(store.con.execute(count, params).fetchone()[0])

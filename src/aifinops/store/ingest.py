@@ -28,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 
-from ..model.checks import ERROR, WARNING, Check
+from ..model.checks import ERROR, WARNING, Check, sql_str
 from ..sources.base import FileRead, Source, SourceError, SourceFile, typed_ref
 from . import progress as progress_mod
 from .connection import Store
@@ -153,10 +153,10 @@ def _load_file(store: Store, source: Source, read: FileRead, batch_id: int, stri
     bad = " OR ".join(f"coalesce({c.violation}, false)" for c in errors) or "false"
     warned = " OR ".join(f"coalesce({c.violation}, false)" for c in warns) or "false"
     raw_map = "map_from_entries([" + ", ".join(
-        f"({_lit(c)}, CAST({read.raw[c]} AS VARCHAR))" for c in read.raw) + "])"
+        f"({sql_str(c)}, CAST({read.raw[c]} AS VARCHAR))" for c in read.raw) + "])"
     cols = list(read.typed)
     file_label = str(read.file.path)
-    where = f"_batch_id = {int(batch_id)} AND _file = {_lit(file_label)}"
+    where = f"_batch_id = {int(batch_id)} AND _file = {sql_str(file_label)}"
 
     def insert(relation: str, row_expr: str, fraction: Callable[[], float] | None = None) -> None:
         target_cols = ", ".join(f'"{c}"' for c in cols)
@@ -228,17 +228,14 @@ def _load_file(store: Store, source: Source, read: FileRead, batch_id: int, stri
     return fr
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
 
 def _error_list(checks: list[Check]) -> str:
     """A list of {column, reason, rule} for the checks a row breaks (evaluated only for rows that break one)."""
     if not checks:
         return "NULL"
     items = ", ".join(
-        f"CASE WHEN coalesce({c.violation}, false) THEN {{'column': {_lit(c.column)}, 'reason': {c.reason}, "
-        f"'rule': {_lit(c.rule)}}} END"
+        f"CASE WHEN coalesce({c.violation}, false) THEN {{'column': {sql_str(c.column)}, 'reason': {c.reason}, "
+        f"'rule': {sql_str(c.rule)}}} END"
         for c in checks
     )
     return f"list_filter([{items}], lambda x: x IS NOT NULL)"
