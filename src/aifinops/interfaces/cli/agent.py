@@ -283,8 +283,11 @@ def register(app: typer.Typer) -> None:
         stop = threading.Event()
         previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):  # stop between samples, then flush
-                previous[sig] = signal.signal(sig, lambda *_: stop.set())
+            # Stop between samples, then flush. The handler runs in the main thread, which may be inside
+            # stop.wait() holding the Event's non-reentrant lock: setting it from here could deadlock, so
+            # a short-lived thread sets it once that lock is free.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, lambda *_: threading.Thread(target=stop.set).start())
         try:
             files = run_agent(out, every, period, count=count, stop=stop)
         except NoGpu as exc:
