@@ -45,7 +45,7 @@ def _month_to_date(full: Path, out: Path) -> Path:
 
 
 def _say(step: str, res: BatchResult) -> None:
-    from ..interfaces.cli.app import print_batch
+    from ..interfaces.cli.common import print_batch
 
     console.rule(f"[bold]{step}")
     print_batch(res)

@@ -7,26 +7,26 @@ only bugs show a traceback.
 from __future__ import annotations
 
 import sys
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ... import __version__
 from ...analysis import costs as costs_mod
 from ...analysis import tags as tags_mod
-from ...analysis.layers import LayerRuleError, load_rules
-from ...analysis.windows import WindowError, parse_window
-from ...config import ConfigError, Settings, load_settings
-from ...sources.base import SourceError, SourceFile, sources
-from ...store.connection import Store, StoreError
-from ...store.export import ExportError, export_focus
-from ...store.ingest import BatchResult, IngestError, IngestProgress, ingest
+from ...analysis.layers import load_rules
+from ...analysis.windows import parse_window
+from ...config import ConfigError, load_settings
+from ...sources.base import SourceError, sources
+from ...store.export import export_focus
+from ...store.ingest import IngestError, ingest
 from .agent import register as _register_agent
 from .collect import register as _register_collect
-from .output import FORMATS, console, err_console, render
+from .common import RichProgress, check_format, friendly, open_store, print_batch, state
+from .gpu import register as _register_gpu
+from .output import console, err_console, render
 
 app = typer.Typer(help="aifinops: the economics of AI infrastructure.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -34,32 +34,6 @@ ingest_app = typer.Typer(help="Load data into the store (one atomic batch per co
 export_app = typer.Typer(help="Write data out in standard formats.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(export_app, name="export")
-
-EXPECTED = (IngestError, StoreError, ConfigError, WindowError, costs_mod.DimensionError, LayerRuleError,
-            ExportError, KeyError)
-
-
-class State:
-    settings: Settings
-
-
-state = State()
-
-
-def friendly(fn: Any) -> Any:
-    """Turn expected errors into one red line and exit status 1."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except EXPECTED as exc:
-            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            err_console.print(f"[bold red]error:[/] {msg}", highlight=False)
-            raise typer.Exit(1) from None
-
-    return wrapper
-
 
 @app.callback()
 def main_options(
@@ -74,13 +48,9 @@ def main_options(
         raise typer.Exit(1) from None
 
 
-def open_store(read_only: bool = False) -> Store:
-    s = state.settings
-    return Store(s.db, read_only=read_only, memory_limit=s.memory_limit, threads=s.threads)
-
-
 _register_collect(app)
 _register_agent(app)
+_register_gpu(app)
 
 
 @app.command()
@@ -90,50 +60,6 @@ def version() -> None:
 
 
 # -- ingest ---------------------------------------------------------------------------------------
-
-class _RichProgress(IngestProgress):
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.task: TaskID | None = None
-
-    def start_file(self, file: SourceFile, index: int, total: int) -> None:
-        if self.task is not None:
-            self.progress.update(self.task, completed=100)
-        label = f"[{index + 1}/{total}] {file.path.name} ({file.bytes / 1e6:,.1f} MB)"
-        self.task = self.progress.add_task(label, total=100)
-
-    def update(self, pct: float) -> None:
-        if self.task is not None:
-            self.progress.update(self.task, completed=pct)
-
-
-def print_batch(res: BatchResult) -> None:
-    if res.status == "unchanged":
-        console.print(f"[yellow]unchanged[/]: {'; '.join(res.notes)}")
-        return
-    if res.status == "empty":
-        console.print(f"[yellow]empty[/]: {'; '.join(res.notes)}")
-        return
-    console.print(
-        f"[green]batch {res.batch_id}[/] ({res.source_kind}): {len(res.files)} file(s), "
-        f"{res.rows_read:,} rows read, {res.rows_loaded:,} loaded, {res.rows_quarantined:,} quarantined "
-        f"in {res.seconds:.1f}s ({res.rows_read / max(res.seconds, 1e-9):,.0f} rows/s)"
-    )
-    if res.rows_replaced:
-        console.print(f"  restated: replaced {res.rows_replaced:,} rows of batch(es) "
-                      f"{', '.join(map(str, res.replaced_batches))} for the same provider, account and period")
-    rows = [{"money": col, "read": m["read"], "loaded": m["loaded"], "quarantined": m["quarantined"],
-             "reconciles": "yes" if m["read"] == m["loaded"] + m["quarantined"] else "NO"}
-            for col, m in res.money.items()]
-    render(rows, title="reconciliation: read = loaded + quarantined")
-    for w in res.warnings:
-        console.print(f"  [yellow]warning[/]: {w['rows']:,} row(s) of {Path(str(w['file'])).name}: "
-                      f"{w['rule']} on {w['column']} (first at row {w['first_row']}); loaded")
-    if res.rows_quarantined:
-        console.print(f"  see them: aifinops quarantine --batch {res.batch_id}")
-    for note in res.notes:
-        console.print(f"  note: {note}")
-
 
 def _make_ingest_command(kind: str, doc: str) -> None:
     @ingest_app.command(name=kind, help=doc)
@@ -165,7 +91,7 @@ def _make_ingest_command(kind: str, doc: str) -> None:
         ) as progress:
             res = ingest(store, source, paths, strict=s.ingest.strict if strict is None else strict,
                          allow_older=s.ingest.allow_older if allow_older is None else allow_older,
-                         progress=_RichProgress(progress))
+                         progress=RichProgress(progress))
         print_batch(res)
 
 
@@ -188,7 +114,7 @@ def batches(fmt: Annotated[str, typer.Option("--format", help="table, csv or jso
             " WHERE r.replaced_batch_id = b.batch_id) AS replaced_by, "
             "round(b.seconds, 2) AS seconds FROM batches b ORDER BY b.batch_id"
         )
-    _check_format(fmt)
+    check_format(fmt)
     if fmt == "table":  # the full record is in csv/json; the table keeps what fits a terminal
         keep = ("batch", "source", "status", "loaded_at", "files", "rows_read", "rows_loaded", "rows_quarantined",
                 "rows_replaced", "effective_loaded", "replaced_by")
@@ -204,7 +130,7 @@ def quarantine(
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
 ) -> None:
     """Rows that were not loaded: file, row number, column and reason."""
-    _check_format(fmt)
+    check_format(fmt)
     with open_store(read_only=True) as store:
         where, params = ("WHERE batch_id = ?", [batch]) if batch is not None else ("", [])
         rows = store.rows(
@@ -214,11 +140,6 @@ def quarantine(
 
 
 # -- analyses -------------------------------------------------------------------------------------
-
-def _check_format(fmt: str) -> None:
-    if fmt not in FORMATS:
-        raise costs_mod.DimensionError(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
-
 
 @app.command()
 @friendly
@@ -231,7 +152,7 @@ def costs(
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
 ) -> None:
     """Spend grouped by any FOCUS column or tag key over a window."""
-    _check_format(fmt)
+    check_format(fmt)
     with open_store(read_only=True) as store:
         t = store.ibis().table("focus_charges")
         w = parse_window(window, costs_mod.data_end(t))
@@ -252,7 +173,7 @@ def tags(
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
 ) -> None:
     """Tag coverage, the largest untagged resources, and tag values that look like typos."""
-    _check_format(fmt)
+    check_format(fmt)
     key_list = [k.strip() for k in keys.split(",")] if keys else state.settings.tag_keys
     with open_store(read_only=True) as store:
         t = store.ibis().table("focus_charges")
@@ -267,71 +188,6 @@ def tags(
     else:
         render([{"section": "coverage", **r} for r in cov] + [{"section": "untagged", **r} for r in untagged]
                + [{"section": "typos", **r} for r in typos] if fmt == "json" else cov, fmt)
-
-
-@app.command()
-@friendly
-def allocation(
-    window: Annotated[str, typer.Option(help="7d, 30d, 2026-10, START..END.")] = "7d",
-    aggregate: Annotated[str, typer.Option(help="node, namespace, workload, node_pool, owner, label:KEY (comma list).")]
-    = "node",
-    accumulate: Annotated[str, typer.Option(help="window (one row per group), hour or day.")] = "window",
-    share_idle: Annotated[str, typer.Option(help="none (idle its own line), weighted, even, or owner.")] = "none",
-    idle_threshold: Annotated[float, typer.Option(help="Activity below which a held GPU counts as idle.")] = 0.05,
-    fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
-) -> None:
-    """GPU cost by workload with idle as its own line (OpenCost field names: gpuHours, gpuCost, totalCost)."""
-    from ...analysis import gpu_allocation
-
-    _check_format(fmt)
-    with open_store(read_only=True) as store:
-        end = store.con.execute(
-            "SELECT greatest((SELECT max(\"ChargePeriodEnd\") FROM focus_charges), "
-            "(SELECT max(coalesce(end_ts, start_ts)) FROM workloads))").fetchone()[0]
-        w = parse_window(window, end)
-        try:
-            rows = gpu_allocation.aggregate(store.con, w, [d.strip() for d in aggregate.split(",") if d.strip()],
-                                            idle_threshold=idle_threshold, accumulate=accumulate,
-                                            share_idle=share_idle, gpu_prices=state.settings.gpu_prices)
-        except ValueError as exc:
-            raise costs_mod.DimensionError(str(exc)) from None
-    total = sum((r["totalCost"] or 0) for r in rows)
-    render(rows, fmt, title=f"GPU allocation by {aggregate}", caption=f"total GPU cost {total:,.2f}; window {w}")
-
-
-gpu_app = typer.Typer(help="GPU fleet views.", no_args_is_help=True)
-app.add_typer(gpu_app, name="gpu")
-
-
-@gpu_app.command("capacity")
-@friendly
-def gpu_capacity(
-    window: Annotated[str, typer.Option(help="30d, 2026-10, START..END or all (the workloads' span).")] = "all",
-    by: Annotated[str | None, typer.Option(help="label:KEY or namespace: allocated GPU-hours per group.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
-) -> None:
-    """Available vs allocated GPU-hours per day, unallocated share, fractional sharing, cost at gpu_prices."""
-    from datetime import timedelta
-
-    from ...analysis.gpu_capacity import daily_capacity
-    from ...analysis.windows import Window
-
-    _check_format(fmt)
-    with open_store(read_only=True) as store:
-        first, last = store.con.execute(
-            "SELECT min(start_ts), max(coalesce(end_ts, start_ts)) FROM workloads WHERE gpu_share > 0").fetchone()
-        if first is None:
-            raise costs_mod.DimensionError("no workload holds GPUs in the store: ingest workloads first")
-        if window == "all":
-            start = first.replace(hour=0, minute=0, second=0, microsecond=0)
-            w = Window(start, last.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1))
-        else:
-            w = parse_window(window, last)
-        try:
-            rows = daily_capacity(store.con, w, by, state.settings.gpu_prices)
-        except ValueError as exc:
-            raise costs_mod.DimensionError(str(exc)) from None
-    render(rows, fmt, title="GPU capacity per day", caption=f"window {w}")
 
 
 @export_app.command("focus")

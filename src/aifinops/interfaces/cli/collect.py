@@ -31,6 +31,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ...sources.dcgm import METRICS
+from .common import RichProgress, friendly, open_store, print_batch
 from .output import err_console
 
 collect_app = typer.Typer(help="Fetch telemetry from running systems into the store.", no_args_is_help=True)
@@ -152,13 +153,10 @@ def _parse_end(text: str | None) -> float:
 
 
 def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Expected failures as one red line, exit status 1, as the app's other commands. The app is imported
-    when the command runs, not here: app.py imports this module to register it."""
+    """Expected failures as one red line, exit status 1, as the app's other commands."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .app import friendly
-
         try:
             return friendly(fn)(*args, **kwargs)
         except CollectError as exc:
@@ -184,7 +182,6 @@ def prometheus(
     """Query DCGM metrics from Prometheus (query_range, in chunks) and load them as one dcgm batch."""
     from ...sources.dcgm import DcgmSource
     from ...store.ingest import ingest
-    from .app import _RichProgress, open_store, print_batch
 
     end_t, window_s, step_s, chunk_s = _parse_end(end), parse_duration(window), parse_duration(step), \
         parse_duration(chunk)
@@ -207,7 +204,7 @@ def prometheus(
             TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
             TimeElapsedColumn(), console=err_console, transient=True, disable=not err_console.is_terminal,
         ) as progress:
-            res = ingest(store, DcgmSource(), list(files), progress=_RichProgress(progress))
+            res = ingest(store, DcgmSource(), list(files), progress=RichProgress(progress))
     print_batch(res)
 
 
