@@ -167,12 +167,14 @@ def add_sample(store: Store, batch: int, ts: str, node: str, pod: str, **metrics
 def test_activity_efficiency_and_the_three_idles(fleet: Store) -> None:
     """train: SM_ACTIVE 0.5 and 0.7 in hour 00 (mean 0.6; an older duplicate of the 0.7 sample said 0.1 and
     must not count), only GPU_UTIL 0.9 in hour 01 -> used 4 x 0.6 + 4 x 0.9 = 6 of 8 GPU-hours, efficiency
-    0.75, inefficiency 40 x 0.4 + 40 x 0.1 = 20. notebook: SM_ACTIVE 0.02 in hour 00 (below 5%: its cost
-    that hour is allocated-idle), no telemetry in hour 01 (not counted either way)."""
+    0.75, inefficiency 40 x 0.4 + 40 x 0.1 = 20 (ingest marks such an older duplicate superseded; see
+    test_source_dcgm::test_a_sample_seen_again_supersedes_the_older_copy). notebook: SM_ACTIVE 0.02 in
+    hour 00 (below 5%: its cost that hour is allocated-idle), no telemetry in hour 01 (not counted either way)."""
     from aifinops.analysis.gpu_allocation import aggregate
 
     add_sample(fleet, 5, "2026-10-01 00:10", "node-a", "train", sm_active=0.5, gpu_util=1.0)
     add_sample(fleet, 4, "2026-10-01 00:40", "node-a", "train", sm_active=0.1)
+    fleet.con.execute("UPDATE gpu_samples SET _superseded = true WHERE _batch_id = 4")
     add_sample(fleet, 5, "2026-10-01 00:40", "node-a", "train", sm_active=0.7)
     add_sample(fleet, 5, "2026-10-01 01:20", "node-a", "train", gpu_util=0.9)
     fleet.con.execute("UPDATE gpu_samples SET gpu = 'node-a/1' WHERE pod = 'train' AND ts = '2026-10-01 00:10'")

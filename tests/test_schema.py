@@ -48,3 +48,19 @@ def test_newer_store_is_refused(tmp_path: Path) -> None:
 def test_read_only_needs_a_store(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no store here"):
         Store(tmp_path / "none.duckdb", read_only=True)
+
+
+def test_a_store_migrated_from_any_version_has_the_columns_of_a_new_one(tmp_path: Path) -> None:
+    """Migration 4 creates the GPU tables as it was released; later columns come from later migrations."""
+    with Store(tmp_path / "new.duckdb") as s:
+        want = {t: sorted(s.table_columns(t)) for t in ("gpu_samples", "gpu_nodes", "workloads", "focus_charges")}
+    for version in range(1, SCHEMA_VERSION):
+        db = tmp_path / f"v{version}.duckdb"
+        con = duckdb.connect(str(db))
+        for _, statements in MIGRATIONS[:version]:
+            for sql in statements:
+                con.execute(sql)
+        con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(version)])
+        con.close()
+        with Store(db) as s:
+            assert {t: sorted(s.table_columns(t)) for t in want} == want, f"from version {version}"

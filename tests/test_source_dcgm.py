@@ -55,7 +55,7 @@ def test_scrape_folder_pivots_to_one_row_per_gpu_instance_and_pod(store: Store) 
     assert a0 == {
         "ts": datetime(2026, 11, 20, 10, 0), "node": "node-a", "gpu": H100_0, "gpu_index": 0,
         "gpu_model": "NVIDIA H100 80GB HBM3", "gpu_instance_id": None, "gpu_instance_profile": None,
-        "namespace": "ml-train", "pod": "train-llm-0", "container": "trainer",
+        "namespace": "ml-train", "pod": "train-llm-0", "container": "trainer", "job": None, "_superseded": False,
         "sm_active": 0.85, "gr_engine_active": 0.912345, "gpu_util": 0.87, "fb_used_mib": 68110.0,
         "fb_free_mib": 12345.0, "power_w": 612.483, "energy_j": 8123456.789, "source": "dcgm",
         "_file": str(FIX / "scrape" / "node-a.prom"), "_row": 1}
@@ -212,11 +212,39 @@ def test_reingesting_the_same_files_is_a_no_op(store: Store) -> None:
     assert store.rows("SELECT count(*) AS n FROM gpu_samples")[0]["n"] == 6
 
 
-def test_duplicate_series_in_one_file_are_kept_as_rows(store: Store, tmp_path: Path) -> None:
+def test_duplicate_series_in_one_file_count_once(store: Store, tmp_path: Path) -> None:
+    """Both rows are loaded (read = loaded), the first is marked superseded: the last copy counts."""
     line = f"DCGM_FI_DEV_POWER_USAGE{{{LABELS}}} 100\n"
     p = write(tmp_path, "dup.prom", line + line.replace("100", "120"))
-    ingest(store, DcgmSource(scrape_time=SCRAPE_TIME), [p])
-    assert [(r["_row"], r["power_w"]) for r in rows(store)] == [(1, 100.0), (2, 120.0)]
+    res = ingest(store, DcgmSource(scrape_time=SCRAPE_TIME), [p])
+    assert (res.rows_read, res.rows_loaded) == (2, 2)
+    assert [(r["_row"], r["power_w"], r["_superseded"]) for r in rows(store)] == [(1, 100.0, True), (2, 120.0, False)]
+    assert any("1 row(s) repeat an observation" in n for n in res.notes)
+
+
+def test_a_sample_seen_again_supersedes_the_older_copy(store: Store, tmp_path: Path) -> None:
+    """Overlapping exports: the newer batch's copy of a (GPU, time, pod) counts, the older is kept for lineage;
+    a time-sliced second pod on the same GPU at the same time is another observation, not a duplicate."""
+    a = f"DCGM_FI_DEV_GPU_UTIL{{{LABELS},pod=\"p1\",namespace=\"ns\"}} 40 1790000000000\n"
+    first = ingest(store, DcgmSource(), [write(tmp_path, "a.prom", a)])
+    b = (a.replace(" 40 ", " 60 ") + a.replace("p1", "p2")
+         + f"DCGM_FI_DEV_GPU_UTIL{{{LABELS},pod=\"p1\",namespace=\"ns\"}} 50 1790000015000\n")
+    second = ingest(store, DcgmSource(), [write(tmp_path, "b.prom", b)])
+    got = [(r["pod"], r["ts"].second, r["gpu_util"], r["_superseded"]) for r in rows(store)]
+    assert sorted(got) == [("p1", 20, 0.4, True), ("p1", 20, 0.6, False), ("p1", 35, 0.5, False),
+                           ("p2", 20, 0.4, False)]
+    assert "1 row(s) of earlier batches observed again: superseded by this batch" in second.notes
+    assert first.batch_id == 1 and store.rows("SELECT count(*) AS n FROM gpu_samples")[0]["n"] == 4
+
+
+def test_hpc_job_and_old_pod_labels(store: Store, tmp_path: Path) -> None:
+    """dcgm-exporter's HPC job mapping (hpc_job) names the Slurm job; pre-2.x exporters wrote pod_name."""
+    other = LABELS.replace('gpu="0"', 'gpu="1"').replace("GPU-1111", "GPU-2222")
+    text = (f"DCGM_FI_DEV_GPU_UTIL{{{LABELS},hpc_job=\"4105\"}} 90\n"
+            f"DCGM_FI_DEV_GPU_UTIL{{{other},pod_name=\"old-pod\",pod_namespace=\"legacy\"}} 10\n")
+    ingest(store, DcgmSource(scrape_time=SCRAPE_TIME), [write(tmp_path, "hpc.prom", text)])
+    assert [(r["gpu"], r["job"], r["pod"], r["namespace"]) for r in rows(store)] == [
+        ("GPU-1111", "4105", None, None), ("GPU-2222", None, "old-pod", "legacy")]
 
 
 def test_bad_option_is_named() -> None:

@@ -83,10 +83,9 @@ WITH gpu_prices(pattern, price) AS (
   JOIN hours h ON w.start_ts < h.bucket + INTERVAL 1 HOUR AND coalesce(w.end_ts, $end::TIMESTAMP) > h.bucket
   WHERE w.gpu_share > 0 AND w.node IS NOT NULL
 ), samples AS (
-  -- one sample per GPU (or MIG instance) and time: a sample ingested twice counts once (newest batch wins)
+  -- a sample ingested twice counts once: ingest marks the older copy superseded
   SELECT * FROM gpu_samples
-  WHERE ts >= $start::TIMESTAMP AND ts < $end::TIMESTAMP AND pod IS NOT NULL
-  QUALIFY row_number() OVER (PARTITION BY gpu, coalesce(gpu_instance_id, ''), ts ORDER BY _batch_id DESC) = 1
+  WHERE ts >= $start::TIMESTAMP AND ts < $end::TIMESTAMP AND pod IS NOT NULL AND NOT _superseded
 ), activity AS (
   -- SM_ACTIVE first, then GR_ENGINE_ACTIVE, then GPU_UTIL (which overstates: it says only that a kernel ran)
   SELECT node, pod, coalesce(namespace, '') AS namespace,

@@ -8,6 +8,10 @@ Conventions every GPU source follows, so that analyses never guess units:
 - memory is MiB, power is W, energy is J (DCGM's ``DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION`` is a counter in
   mJ since boot and is divided by 1000; it resets when the GPU resets);
 - ``gpu`` identifies one physical GPU: its UUID, or ``<node>/<index>`` when no UUID is known;
+- a sample is one observation of (``gpu``, ``gpu_instance_id``, ``ts``, ``namespace``, ``pod``, ``container``,
+  ``job``): time-sliced pods sharing a GPU each get their own row. Ingest keeps one row per observation
+  (``SAMPLE_KEY``): when the same one arrives again, the newest batch's row wins and the older one is marked
+  ``_superseded``, so analyses read ``NOT _superseded`` and never count a sample twice;
 - a workload's ``gpu_share`` is the number of GPU-equivalents it holds while it runs (see ``gpu_share``).
 """
 
@@ -31,6 +35,7 @@ GPU_SAMPLE_COLUMNS: dict[str, str] = {
     "namespace": "VARCHAR",
     "pod": "VARCHAR",
     "container": "VARCHAR",
+    "job": "VARCHAR",  # HPC job id (dcgm-exporter's hpc_job label): ties samples to a Slurm job
     "sm_active": "DOUBLE",
     "gr_engine_active": "DOUBLE",
     "gpu_util": "DOUBLE",
@@ -68,6 +73,8 @@ GPU_NODE_COLUMNS: dict[str, str] = {
     "node": "VARCHAR",
     "gpu_model": "VARCHAR",
     "gpu_count": "INTEGER",
+    "cpu_cores": "DOUBLE",  # capacity, for the CPU part of a node's cost (allocation.cpu_share)
+    "memory_mib": "DOUBLE",  # capacity, for the memory part (allocation.memory_share)
     "instance_type": "VARCHAR",
     "provider": "VARCHAR",
     "resource_id": "VARCHAR",  # FOCUS ResourceId of the instance: joins the ledger
@@ -78,6 +85,9 @@ GPU_NODE_COLUMNS: dict[str, str] = {
     "hourly_price": "DECIMAL(38, 12)",  # user price for the whole node when no bill covers it
     "labels": "MAP(VARCHAR, VARCHAR)",
 }
+
+#: What makes a GPU sample one observation (see the module docstring).
+SAMPLE_KEY = ("gpu", "gpu_instance_id", "ts", "namespace", "pod", "container", "job")
 
 _MIG = re.compile(r"(?:mig-)?(\d+)g\.(\d+)gb", re.I)
 

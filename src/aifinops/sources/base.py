@@ -15,6 +15,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..model.checks import Check
+from ..model.gpu import SAMPLE_KEY
 from ..registry import Registry
 
 sources: Registry[Source] = Registry(
@@ -169,6 +170,12 @@ class Source:
     #: column whose maximum per key tells how far a delivery's data reaches: an older one is refused
     restatement_end: ClassVar[str | None] = None
     key_noun: ClassVar[str] = "key(s)"
+    #: columns that make a row one observation (the target needs a ``_superseded`` column): when the same
+    #: observation arrives twice, the newest batch's row (in a batch, the last file's last row) is kept and
+    #: the others are marked ``_superseded`` — counted in a note, never deleted, never counted twice
+    unique_key: ClassVar[tuple[str, ...]] = ()
+    #: a column of ``unique_key`` whose range bounds the search for earlier copies (e.g. the timestamp)
+    unique_range: ClassVar[str | None] = None
     #: columns summed for the batch's money reconciliation
     reconciled: ClassVar[tuple[str, ...]] = ()
 
@@ -195,3 +202,12 @@ class Source:
     def describe_key(self, values: tuple[Any, ...]) -> str:
         """One restatement key, as a person reads it in a message."""
         return ", ".join(f"{k} {v}" for k, v in zip(self.restatement_key, values, strict=True))
+
+
+class SampleSource(Source):
+    """Base of GPU telemetry sources: rows land in ``gpu_samples``, one per observation (``SAMPLE_KEY``), so
+    overlapping scrapes, re-exported logs and query_range chunks that touch never count a sample twice."""
+
+    target: ClassVar[str] = "gpu_samples"
+    unique_key: ClassVar[tuple[str, ...]] = SAMPLE_KEY
+    unique_range: ClassVar[str | None] = "ts"

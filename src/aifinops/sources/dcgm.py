@@ -14,6 +14,10 @@ Timestamps of a scrape, in order of preference: the sample's own timestamp (rare
 present in a query result); else the ``scrape_time`` option; else the file's modification time (a saved
 ``curl`` output is written at scrape time, so its mtime is the best remaining guess).
 
+Slurm: with ``--hpc-job-mapping-dir`` dcgm-exporter labels a GPU's series ``hpc_job`` (one series per job
+on the GPU); it becomes ``job``, which allocation matches to the Slurm JobID. The pod labels of dcgm-exporter
+before 2.x (``pod_name``, ``pod_namespace``, ``container_name``) are read too.
+
 Pod labels: when Prometheus scrapes dcgm-exporter with ``honor_labels: false`` (its default), the
 target's own ``pod``/``namespace``/``container`` (those of the dcgm-exporter pod itself, from service
 discovery) overwrite the exporter's, and the exporter's (the workload's pod using the GPU) are renamed
@@ -24,9 +28,10 @@ exporter's in every series: a GPU no pod holds then has no pod, not the dcgm-exp
 Row rules: a row without ``Hostname``, or without both ``UUID`` and ``gpu``, cannot be tied to a GPU and
 is quarantined; a negative or infinite value, a ratio above 1 or a GPU_UTIL above 100 % is quarantined;
 a NaN value (DCGM reports one for a field it cannot read) loads as NULL with a warning. Samples out of
-timestamp order and duplicate samples (the same series twice, or overlapping files) are kept as they
-are: samples are append-only, and analyses dedupe. Metrics other than the seven below are ignored and
-counted in a note.
+timestamp order are loaded as they are (analyses bucket by time, not by position). A duplicate sample (the
+same series twice, or overlapping files) counts once: the same observation again (same GPU, MIG instance,
+time and pod) supersedes the older row (``SampleSource``). Metrics other than the seven below are ignored
+and counted in a note.
 """
 
 from __future__ import annotations
@@ -34,14 +39,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pyarrow as pa
 from prometheus_client.parser import text_string_to_metric_families
 
 from ..model.checks import ERROR, WARNING, Check, sql_str
 from ..model.gpu import GPU_SAMPLE_COLUMNS
-from .base import ArrowStream, FileRead, Source, SourceError, SourceFile, expand, sources
+from .base import ArrowStream, FileRead, SampleSource, Source, SourceError, SourceFile, expand, sources
 
 #: DCGM metric -> (canonical column, SQL turning the raw value ``{v}`` into the canonical unit, upper bound)
 METRICS: dict[str, tuple[str, str, float | None]] = {
@@ -62,12 +67,14 @@ LABELS: dict[str, tuple[str, tuple[str, ...]]] = {
     "modelName": ("gpu_model", ("modelName",)),
     "GPU_I_ID": ("gpu_instance_id", ("GPU_I_ID",)),
     "GPU_I_PROFILE": ("gpu_instance_profile", ("GPU_I_PROFILE",)),
-    "namespace": ("namespace", ("exported_namespace", "namespace")),
-    "pod": ("pod", ("exported_pod", "pod")),
-    "container": ("container", ("exported_container", "container")),
+    # dcgm-exporter before 2.x wrote pod_name / pod_namespace / container_name
+    "namespace": ("namespace", ("exported_namespace", "namespace", "exported_pod_namespace", "pod_namespace")),
+    "pod": ("pod", ("exported_pod", "pod", "exported_pod_name", "pod_name")),
+    "container": ("container", ("exported_container", "container", "exported_container_name", "container_name")),
+    "hpc_job": ("job", ("exported_hpc_job", "hpc_job")),
 }
-_POD_LABELS = ("namespace", "pod", "container")
-_KEY = ("Hostname", "UUID", "gpu", "GPU_I_ID", "namespace", "pod", "container")
+_POD_LABELS = ("namespace", "pod", "container", "pod_namespace", "pod_name", "container_name")
+_KEY = ("Hostname", "UUID", "gpu", "GPU_I_ID", "namespace", "pod", "container", "hpc_job")
 
 TEXT_SUFFIXES = (".prom", ".txt", ".metrics")
 JSON_SUFFIXES = (".json",)
@@ -196,14 +203,12 @@ def sample_checks() -> list[Check]:
 
 
 @sources.register("dcgm")
-class DcgmSource(Source):
+class DcgmSource(SampleSource):
     """GPU telemetry from dcgm-exporter: saved /metrics scrapes or Prometheus query_range JSON.
 
     Example: ``aifinops ingest dcgm scrapes/`` or ``aifinops collect prometheus --url http://prom:9090``
     """
 
-    target: ClassVar[str] = "gpu_samples"
-    restatement_key: ClassVar[tuple[str, ...]] = ()  # append-only; the batch fingerprint skips re-ingests
 
     class Options(Source.Options):
         #: when a scrape has no per-sample timestamps; naive values are UTC
@@ -250,7 +255,7 @@ class DcgmSource(Source):
             "gpu": f"coalesce({raw['gpu']}, {raw['node']} || '/' || {raw['gpu_index']})",
             "gpu_index": f"TRY_CAST({raw['gpu_index']} AS INTEGER)",
             **{c: raw[c] for c in ("gpu_model", "gpu_instance_id", "gpu_instance_profile", "namespace", "pod",
-                                   "container")},
+                                   "container", "job")},
             **{canon: f"CASE WHEN isfinite({_ref(m)}) THEN {unit.format(v=_ref(m))} END"
                for m, (canon, unit, _) in METRICS.items()},
             "source": "'dcgm'",

@@ -37,7 +37,6 @@ import re
 import zoneinfo
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -47,7 +46,18 @@ from pydantic import field_validator
 
 from ..model.checks import ERROR, Check, sql_ident, sql_str
 from ..model.gpu import GPU_SAMPLE_COLUMNS
-from .base import ArrowStream, FileRead, Source, SourceError, SourceFile, arrow_input, expand, sources, typed_ref
+from .base import (
+    ArrowStream,
+    FileRead,
+    SampleSource,
+    Source,
+    SourceError,
+    SourceFile,
+    arrow_input,
+    expand,
+    sources,
+    typed_ref,
+)
 
 DEFAULT_COLUMNS = "timestamp,uuid,name,utilization.gpu,memory.used,memory.total,power.draw"
 #: values nvidia-smi prints when a field does not apply or the GPU cannot report it: NULL, not an error
@@ -178,13 +188,12 @@ def _line_stream(file: SourceFile, names: list[str], skip_header: bool) -> Arrow
 
 
 @sources.register("nvidia-smi")
-class NvidiaSmiSource(Source):
+class NvidiaSmiSource(SampleSource):
     """GPU samples from nvidia-smi --query-gpu ... --format=csv output (utilization, memory, power per GPU).
 
     Example: ``aifinops ingest nvidia-smi gpu-node-1.csv -o timezone=Europe/Paris``
     """
 
-    target: ClassVar[str] = "gpu_samples"
 
     class Options(Source.Options):
         timezone: str = "UTC"

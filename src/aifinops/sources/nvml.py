@@ -8,13 +8,11 @@ file lacks are NULL; columns that are not canonical are ignored (a note says whi
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import pyarrow.parquet as pq
 
 from ..model.checks import ERROR, Check, sql_ident, sql_str
 from ..model.gpu import GPU_SAMPLE_COLUMNS
-from .base import FileRead, Source, SourceError, SourceFile, sources, typed_ref
+from .base import FileRead, SampleSource, SourceError, SourceFile, sources, typed_ref
 
 REQUIRED = ("ts", "gpu")
 RATIOS = ("sm_active", "gr_engine_active", "gpu_util")
@@ -48,13 +46,12 @@ def nvml_checks(raw: dict[str, str], typed: dict[str, str]) -> list[Check]:
 
 
 @sources.register("nvml")
-class NvmlSource(Source):
+class NvmlSource(SampleSource):
     """GPU samples recorded by `aifinops agent` (NVML: utilization, memory, power, energy, MIG) as Parquet.
 
     Example: ``aifinops ingest nvml /var/lib/aifinops/agent/``
     """
 
-    target: ClassVar[str] = "gpu_samples"
 
     def read(self, file: SourceFile) -> FileRead:
         if file.format != "parquet":

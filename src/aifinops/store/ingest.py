@@ -9,9 +9,11 @@ point leaves the store exactly as it was):
 3. Per file: the rows are staged as read (text for CSV), rules are evaluated as SQL, valid rows are cast
    to the canonical types and inserted, rows that break an error rule go to ``quarantine`` with their
    file, row number, column and reason; malformed CSV lines go there too.
-4. Restatement: the batch's restatement keys (for FOCUS: ProviderName, BillingAccountId,
+4. Duplicates: for sources with a ``unique_key`` (GPU samples), a row seen again — within the batch or
+   already loaded — marks the older copy ``_superseded`` (newest wins).
+5. Restatement: the batch's restatement keys (for FOCUS: ProviderName, BillingAccountId,
    BillingPeriodStart) replace the rows earlier batches loaded for the same keys.
-5. Reconciliation: rows and money as read must equal loaded + quarantined, exactly, or nothing commits.
+6. Reconciliation: rows and money as read must equal loaded + quarantined, exactly, or nothing commits.
 """
 
 from __future__ import annotations
@@ -126,6 +128,8 @@ def _load_batch(store: Store, source: Source, reads: list[FileRead], files: list
         result.files.append(_load_file(store, source, read, batch_id, strict, result, progress.update))
     if result.rows_read == 0:
         raise _Empty()
+    if source.unique_key:
+        _supersede(store, source, batch_id, result)
     if source.restatement_key:
         _restate(store, source, batch_id, allow_older, result)
     _reconcile(store, source, batch_id, result)
@@ -366,6 +370,35 @@ def _restate(store: Store, source: Source, batch_id: int, allow_older: bool, res
         result.replaced_batches = sorted({r[0] for r in replaced})
     finally:
         con.execute("DROP TABLE IF EXISTS _aif_keys")
+
+
+def _supersede(store: Store, source: Source, batch_id: int, result: BatchResult) -> None:
+    """Mark older copies of this batch's observations ``_superseded``: first repeats inside the batch (the
+    last file's last row wins), then rows of earlier batches that this batch observes again. One window
+    and one join, both in the engine; the earlier rows are searched only within this batch's range."""
+    con, t = store.con, source.target
+    part = ", ".join(f'"{k}"' for k in source.unique_key)
+    inside = con.execute(
+        f"UPDATE {t} SET _superseded = true WHERE _batch_id = $b AND rowid IN (SELECT rowid FROM {t} "
+        f"WHERE _batch_id = $b QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY _file DESC, _row DESC) > 1)",
+        {"b": batch_id}).fetchone()[0]
+    same = " AND ".join(f'o."{k}" IS NOT DISTINCT FROM n."{k}"' for k in source.unique_key)
+    bound, params = "", {"b": batch_id}
+    if source.unique_range:
+        lo, hi = con.execute(f'SELECT min("{source.unique_range}"), max("{source.unique_range}") FROM {t} '
+                             "WHERE _batch_id = $b", params).fetchone()
+        if lo is None:
+            return
+        bound = f' AND o."{source.unique_range}" BETWEEN $lo AND $hi'
+        params = {**params, "lo": lo, "hi": hi}
+    earlier = con.execute(
+        f"UPDATE {t} AS o SET _superseded = true FROM (SELECT DISTINCT {part} FROM {t} WHERE _batch_id = $b) n "
+        f"WHERE o._batch_id < $b AND NOT o._superseded{bound} AND {same}", params).fetchone()[0]
+    if inside:
+        result.notes.append(f"{inside:,} row(s) repeat an observation of these files ({', '.join(source.unique_key)}):"
+                            " the last copy counts, the others are kept as superseded")
+    if earlier:
+        result.notes.append(f"{earlier:,} row(s) of earlier batches observed again: superseded by this batch")
 
 
 def _reconcile(store: Store, source: Source, batch_id: int, result: BatchResult) -> None:

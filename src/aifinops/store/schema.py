@@ -119,14 +119,35 @@ def _table(name: str, columns: dict[str, str]) -> list[str]:
     return [f"CREATE TABLE {name} (\n  {cols},\n  {lineage}\n)", *lineage_columns(name)]
 
 
+#: Columns later migrations added to the GPU tables: migration 4 creates the tables without them, as it did
+#: when it was released, and migration 5 adds them, so old and new stores end up with the same columns.
+ADDED_IN_5: dict[str, dict[str, str]] = {
+    "gpu_samples": {"job": "VARCHAR"},
+    "gpu_nodes": {"cpu_cores": "DOUBLE", "memory_mib": "DOUBLE"},
+}
+
+
+def _as_of_4(table: str, columns: dict[str, str]) -> dict[str, str]:
+    return {c: t for c, t in columns.items() if c not in ADDED_IN_5.get(table, {})}
+
+
 MIGRATIONS.append((
     "GPU telemetry, workloads and inventory",
     [
-        *_table("gpu_samples", gpu.GPU_SAMPLE_COLUMNS),
+        *_table("gpu_samples", _as_of_4("gpu_samples", gpu.GPU_SAMPLE_COLUMNS)),
         *_table("workloads", gpu.WORKLOAD_COLUMNS),
-        *_table("gpu_nodes", gpu.GPU_NODE_COLUMNS),
+        *_table("gpu_nodes", _as_of_4("gpu_nodes", gpu.GPU_NODE_COLUMNS)),
         # Restatement keys of any source, as JSON text (the FOCUS key also keeps its own columns).
         "ALTER TABLE restatements ADD COLUMN key VARCHAR",
+    ],
+))
+
+MIGRATIONS.append((
+    "HPC job of GPU samples, node CPU and memory capacity, superseded duplicate samples",
+    [
+        *(f'ALTER TABLE {table} ADD COLUMN "{c}" {t}' for table, cols in ADDED_IN_5.items() for c, t in cols.items()),
+        # A sample seen again (same GPU, instance, time and pod) in a newer batch supersedes the older row.
+        "ALTER TABLE gpu_samples ADD COLUMN _superseded BOOLEAN DEFAULT false",
     ],
 ))
 
