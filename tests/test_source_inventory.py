@@ -54,10 +54,10 @@ def test_openb_node_list(store):
     assert ("T4", 22, 10) in got and (None, 0, 5) in got
     assert store.con.execute("SELECT DISTINCT pricing_category, provider FROM gpu_nodes").fetchall() == \
         [("on-prem", None)]
-    assert store.con.execute("SELECT node, gpu_count, gpu_model, labels FROM gpu_nodes WHERE _row IN (2, 8) "
-                             "ORDER BY _row").fetchall() == [
-        ("openb-node-0050", 0, None, {"cpu_milli": "32000", "memory_mib": "262144"}),
-        ("openb-node-0350", 2, "T4", {"cpu_milli": "104000", "memory_mib": "524288"}),
+    assert store.con.execute("SELECT node, gpu_count, gpu_model, cpu_cores, memory_mib, labels FROM gpu_nodes "
+                             "WHERE _row IN (2, 8) ORDER BY _row").fetchall() == [
+        ("openb-node-0050", 0, None, 32.0, 262144.0, {"cpu_milli": "32000", "memory_mib": "262144"}),
+        ("openb-node-0350", 2, "T4", 104.0, 524288.0, {"cpu_milli": "104000", "memory_mib": "524288"}),
     ]
 
 
@@ -71,6 +71,17 @@ def test_newer_file_replaces_a_node(store):
     assert store.con.execute("SELECT batch_id, status FROM batches ORDER BY 1").fetchall() == \
         [(1, "partly replaced"), (2, "loaded")]
     assert store.con.execute("SELECT key FROM restatements").fetchall() == [('{"node": "gpu-a-1"}',)]
+
+
+def test_cpu_and_memory_capacity_are_numbers(store, tmp_path):
+    p = tmp_path / "nodes.csv"
+    p.write_text("node,gpu_count,cpu_cores,memory_mib\nn1,8,192,2097152\nn2,8,lots,1\n")
+    res = ingest(store, InventorySource(), [p])
+    assert (res.rows_loaded, res.rows_quarantined) == (1, 1)
+    got = store.con.execute("SELECT node, cpu_cores, memory_mib FROM gpu_nodes").fetchall()
+    assert got == [("n1", 192.0, 2097152.0)]
+    assert store.con.execute("SELECT \"column\", reason FROM quarantine_errors").fetchall() == [
+        ("cpu_cores", "not a number: 'lots'")]
 
 
 def test_bad_nodes_are_quarantined(store):

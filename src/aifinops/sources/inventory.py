@@ -20,11 +20,13 @@ from .base import FileRead, Source, SourceError, SourceFile, sources, typed_ref
 from .workloads_csv import csv_header, map_sql, parquet_names, relation_sql, shown
 
 PRICING_CATEGORIES = ("on-demand", "spot", "reserved", "on-prem")
+NUMBERS = ("gpu_count", "cpu_cores", "memory_mib", "hourly_price")
 
 #: canonical column -> SQL expression over the file's columns, and the file columns kept as labels
 PRESETS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "alibaba-openb-nodes": (
-        {"node": "sn", "gpu_count": "gpu", "gpu_model": "model", "pricing_category": "'on-prem'"},
+        {"node": "sn", "gpu_count": "gpu", "gpu_model": "model", "pricing_category": "'on-prem'",
+         "cpu_cores": "cpu_milli", "memory_mib": "memory_mib"},
         ("cpu_milli", "memory_mib"),
     ),
 }
@@ -91,7 +93,9 @@ class InventorySource(Source):
                     f"coalesce({extra}, MAP{{}}))"
             elif v is None:
                 typed[col] = f"CAST(NULL AS {sql_type})"
-            elif col in ("gpu_count", "hourly_price"):
+            elif col == "cpu_cores" and self.options.preset == "alibaba-openb-nodes":
+                typed[col] = f"TRY_CAST({v} AS DOUBLE) / 1000.0"  # the trace counts milli-cores
+            elif col in NUMBERS:
                 typed[col] = f"TRY_CAST({v} AS {sql_type})"
             elif col == "pricing_category":
                 typed[col] = f"lower(trim(CAST({v} AS VARCHAR)))"
@@ -108,7 +112,7 @@ def inventory_checks(raw: dict[str, str], typed: dict[str, str]) -> list[Check]:
     """Errors that quarantine a node: no name, a count or price that is not a number or is negative, a
     pricing category the cost model does not know (it decides whether a bill or the price covers it)."""
     checks = [Check("not-null", "node", ERROR, f"{raw['node']} IS NULL", sql_str("node must not be empty"))]
-    for col in ("gpu_count", "hourly_price"):
+    for col in NUMBERS:
         if col in raw:
             checks.append(Check("number", col, ERROR, f"{raw[col]} IS NOT NULL AND {typed[col]} IS NULL",
                                 f"'not a number: ' || {shown(raw[col])}"))
