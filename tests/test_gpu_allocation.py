@@ -150,7 +150,8 @@ def test_allocation_cli(fleet: Store) -> None:
     res = CliRunner().invoke(app, ["--db", str(db), "allocation", "--window", "2026-10-01T00:00..2026-10-01T02:00",
                                    "--aggregate", "workload", "--format", "json"])
     assert res.exit_code == 0, res.output
-    rows = {r["workload"]: Decimal(r["gpuCost"]) for r in json.loads(res.output)}
+    rows = {r["workload"]: Decimal(r["gpuCost"]) for r in json.loads(res.stdout)}
+    assert "1 workload(s) held GPUs on nodes the inventory does not know" in res.stderr
     assert rows["train"] == D("80") and sum(rows.values()) == D("180")
     bad = CliRunner().invoke(app, ["--db", str(db), "allocation", "--aggregate", "colour"])
     assert bad.exit_code == 1 and "unknown aggregate 'colour'" in bad.output

@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 CONFIG_FILE = "aifinops.yaml"
 ENV_PREFIX = "AIFINOPS_"
@@ -29,6 +29,60 @@ class IngestSettings(BaseModel):
     strict: bool = False
     #: Accept a restatement whose data ends earlier than what is already loaded for the same key.
     allow_older: bool = False
+
+
+class AllocationSettings(BaseModel):
+    """How GPU node cost is split and shared (``allocation:`` in aifinops.yaml; CLI flags override)."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: activity below which a held GPU counts as allocated-idle
+    idle_threshold: float = Field(0.05, ge=0, le=1)
+    #: OpenCost's shareIdle: none (idle its own line), weighted, even, or owner (the node pool's owner)
+    share_idle: Literal["none", "weighted", "even", "owner"] = "none"
+    #: OpenCost's shareNamespaces / shareLabels: workloads whose cost is spread over all the others
+    share_namespaces: list[str] = Field(default_factory=list)
+    share_labels: dict[str, str] = Field(default_factory=dict)
+    #: OpenCost's shareSplit: spread shared cost weighted by each workload's cost, or evenly
+    share_split: Literal["weighted", "even"] = "weighted"
+    #: Share of a GPU node's cost that pays for its CPUs and its memory, allocated by CPU and memory
+    #: requests. Default 0: on GPU instances CPU and memory come with the GPUs (they cannot be bought
+    #: without them), so the whole instance is GPU cost.
+    cpu_share: Decimal = Field(Decimal(0), ge=0, le=1)
+    memory_share: Decimal = Field(Decimal(0), ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _shares_fit(self) -> AllocationSettings:
+        if self.cpu_share + self.memory_share > 1:
+            raise ValueError("cpu_share + memory_share must not exceed 1 (the rest is the GPUs' share)")
+        return self
+
+
+class TcoRule(BaseModel):
+    """What an owned (on-prem) GPU node costs per hour: purchase price spread over its life, plus power at
+    the wall (times PUE), plus an overhead share for space, network, support and staff:
+    ``(node_price / (years x 8766 h) + power_kw x kwh_price x pue) x (1 + overhead_pct / 100)``."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: GPU model substring (case-insensitive; the longest matching rule wins), e.g. H100
+    match: str
+    #: only nodes of this pool (optional)
+    node_pool: str | None = None
+    #: purchase price of one node, GPUs included
+    node_price: Decimal = Field(ge=0)
+    years: float = Field(4.0, gt=0)
+    #: average draw of the node in kW; default: its GPUs at their TDP (``gpu_tdp_w``)
+    power_kw: float | None = Field(None, ge=0)
+    kwh_price: Decimal = Field(Decimal(0), ge=0)
+    pue: float = Field(1.0, ge=1)
+    overhead_pct: float = Field(0.0, ge=0)
+
+
+class CarbonSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    #: grid carbon intensity in g CO2e per kWh by the inventory's region, e.g. ``{us-east-1: 384}``
+    g_per_kwh: dict[str, float] = Field(default_factory=dict)
+    #: for regions the table does not name (none: carbon unknown there)
+    default_g_per_kwh: float | None = None
 
 
 class Settings(BaseModel):
@@ -48,6 +102,12 @@ class Settings(BaseModel):
     #: $ per GPU-hour by GPU model (a substring of the model name, longest match wins), for nodes that no
     #: bill and no inventory hourly_price covers (on-prem, other clouds), e.g. ``{H100: 2.49, A100: 1.29}``.
     gpu_prices: dict[str, Decimal] = Field(default_factory=dict)
+    allocation: AllocationSettings = Field(default_factory=AllocationSettings)
+    #: on-prem TCO rules, for nodes that no bill and no inventory hourly_price covers (before gpu_prices)
+    onprem_tco: list[TcoRule] = Field(default_factory=list)
+    #: GPU board power (W) by model substring; extends and overrides the bundled table (model/data/gpu_tdp.csv)
+    gpu_tdp_w: dict[str, float] = Field(default_factory=dict)
+    carbon: CarbonSettings = Field(default_factory=CarbonSettings)
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:

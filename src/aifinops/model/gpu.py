@@ -17,7 +17,10 @@ Conventions every GPU source follows, so that analyses never guess units:
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+from importlib import resources
 
 #: Compute slices of one GPU of each MIG-capable model: a ``<g>g.<mem>gb`` profile holds g of them.
 #: A100 / H100 / H200 / B200 / GB200 have 7 slices; A30 has 4. Unknown models default to 7.
@@ -118,3 +121,31 @@ def gpu_share(resource: str, count: float, gpu_model: str | None = None, replica
     if replicas:
         return count / replicas
     return count
+
+
+def tdp_table(overrides: dict[str, float] | None = None) -> dict[str, float]:
+    """GPU board power (W) by model substring: the bundled table (``data/gpu_tdp.csv``, sourced in its
+    SOURCE note), extended and overridden by the user's ``gpu_tdp_w``."""
+    text = resources.files(__package__).joinpath("data/gpu_tdp.csv").read_text()
+    table = {r["pattern"]: float(r["tdp_watts"]) for r in csv.DictReader(io.StringIO(text))}
+    return {**table, **(overrides or {})}
+
+
+def hostlist_sql(col: str) -> str:
+    """SQL: the node names of a node column as a list. Slurm prints a job's nodes as a hostlist
+    (``gpu[01-02,05],cpu7``: prefix, ranges keeping their zero padding, suffix); any other name is itself.
+    A hostlist that cannot be expanded stays one (unknown) name, so its workload is counted as unmatched
+    instead of disappearing."""
+    pad = ("CASE WHEN length(CAST(n AS VARCHAR)) >= length(split_part(p, '-', 1)) THEN CAST(n AS VARCHAR) "
+           "ELSE lpad(CAST(n AS VARCHAR), CAST(length(split_part(p, '-', 1)) AS INTEGER), '0') END")
+    lo = "TRY_CAST(split_part(p, '-', 1) AS BIGINT)"
+    hi = f"coalesce(TRY_CAST(nullif(split_part(p, '-', 2), '') AS BIGINT), {lo})"
+    expanded = (
+        f"flatten(list_transform(regexp_extract_all({col}, '[^,\\[]+(?:\\[[^\\]]*\\])?[^,\\[]*'), "
+        "lambda item: CASE WHEN contains(item, '[') THEN "
+        "flatten(list_transform(string_split(regexp_extract(item, '\\[([^\\]]*)\\]', 1), ','), "
+        f"lambda p: list_transform(range({lo}, {hi} + 1), "
+        f"lambda n: regexp_extract(item, '^([^\\[]*)', 1) || {pad} || regexp_extract(item, '\\]([^\\]]*)$', 1))))"
+        " ELSE [item] END))")
+    return (f"CASE WHEN NOT regexp_matches({col}, '[\\[,]') THEN [{col}] "
+            f"WHEN len({expanded}) > 0 THEN {expanded} ELSE [{col}] END")
