@@ -85,9 +85,52 @@ def test_available_unallocated_and_costs(cluster) -> None:
     assert any(r["fractionalGpuHours"] > 0 for r in rows)  # GPU-sharing pods (gpu_milli < 1000) exist
 
 
+EXAMPLE = Path(__file__).parent.parent / "examples" / "alibaba-openb" / "aifinops.yaml"
+
+
+def documented_prices() -> dict[str, Decimal]:
+    """The price table the README documents for the trace (examples/alibaba-openb/aifinops.yaml)."""
+    import yaml
+
+    return {k: Decimal(str(v)) for k, v in yaml.safe_load(EXAMPLE.read_text())["gpu_prices"].items()}
+
+
+def test_cost_per_pod_and_per_qos_at_the_documented_price_table(cluster) -> None:
+    """A pod's cost = its GPU-hours x the fleet's mean $ per GPU-hour at the documented table (the trace does not
+    say which node a pod ran on), computed here straight from the raw files."""
+    prices = documented_prices()
+    con = duckdb.connect()
+    case = " ".join(f"WHEN model LIKE '%{k}%' THEN {v}" for k, v in prices.items())
+    nodes = FIX / "openb_nodes_slice.csv"
+    avg = con.execute(f"SELECT sum(gpu * CASE {case} ELSE 0 END) / sum(gpu) FROM read_csv('{nodes}', header = true) "
+                      "WHERE gpu > 0").fetchone()[0]
+    raw = dict(con.execute(f"""
+        SELECT name, CASE WHEN num_gpu = 1 THEN gpu_milli / 1000.0 ELSE num_gpu END
+                     * (CASE WHEN deletion_time > 0 THEN deletion_time ELSE {DAYS * 86400} END - scheduled_time) / 3600
+        FROM read_csv('{FIX / "openb_pods_slice.csv"}', header = true)
+        WHERE scheduled_time IS NOT NULL AND num_gpu > 0""").fetchall())
+    pods = daily_capacity(cluster.con, WINDOW, by="workload", gpu_prices=prices, accumulate="window")
+    got = {r["group"]: r for r in pods}
+    assert got.keys() == raw.keys() and len(got) > 250
+    for name, hours in raw.items():
+        assert got[name]["allocatedGpuHours"] == pytest.approx(hours, rel=1e-9)
+        assert got[name]["allocatedCost"] == pytest.approx(hours * float(avg), rel=1e-9)
+    qos = {r["group"]: r["allocatedCost"] for r in daily_capacity(cluster.con, WINDOW, by="label:qos",
+                                                                  gpu_prices=prices, accumulate="window")}
+    by_qos = raw_allocated("qos")
+    for q in qos:
+        assert qos[q] == pytest.approx(sum(v for (_, g), v in by_qos.items() if g == q) * float(avg), rel=1e-9)
+    whole = daily_capacity(cluster.con, WINDOW, gpu_prices=prices, accumulate="window")
+    assert len(whole) == 1 and whole[0]["allocatedCost"] == pytest.approx(sum(qos.values()), rel=1e-9)
+    assert whole[0]["allocatedCost"] + whole[0]["unallocatedCost"] == pytest.approx(
+        whole[0]["availableGpuHours"] * float(avg), rel=1e-9)
+
+
 def test_unknown_grouping(cluster) -> None:
     with pytest.raises(ValueError, match="unknown grouping"):
         daily_capacity(cluster.con, WINDOW, by="colour")
+    with pytest.raises(ValueError, match="unknown accumulate"):
+        daily_capacity(cluster.con, WINDOW, accumulate="week")
 
 
 def test_cli(cluster, tmp_path) -> None:
@@ -106,3 +149,20 @@ def test_cli(cluster, tmp_path) -> None:
     rows = json.loads(res.output)
     assert rows[0]["day"].startswith("2023-01-01") and len(rows) >= DAYS - 5
     assert sum(r["allocatedGpuHours"] for r in rows) > 30_000 and all(r["allocatedCost"] >= 0 for r in rows)
+
+
+def test_cli_cost_per_qos_over_the_window_with_the_example_config(cluster) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from aifinops.interfaces.cli.app import app
+
+    db = cluster.path
+    cluster.close()
+    res = CliRunner().invoke(app, ["--db", str(db), "--config", str(EXAMPLE), "gpu", "capacity", "--by", "label:qos",
+                                   "--accumulate", "window", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert {r["group"] for r in rows} >= {"LS", "BE"} and all(r["allocatedCost"] > 0 for r in rows)
+    assert len({r["day"] for r in rows}) == 1

@@ -6,7 +6,8 @@ This is the view for traces and schedulers that say how much each workload asked
 the inventory for the whole day (the inventory has no validity dates yet). Allocation uses the same
 ``gpu_share`` rule as the per-node allocation. A day's cost is capacity x the fleet's average $ per GPU-hour
 from the price table (each node's GPU model priced by ``gpu_prices``), so allocated + unallocated cost =
-the pool's cost; a group's allocated cost is its GPU-hours x that average.
+the pool's cost; a group's allocated cost is its GPU-hours x that average. Grouping by ``workload`` gives the
+cost of each pod; ``accumulate="window"`` sums each group over the whole window instead of per day.
 """
 
 from __future__ import annotations
@@ -21,17 +22,25 @@ from .windows import Window
 
 
 def daily_capacity(con: duckdb.DuckDBPyConnection, window: Window, by: str | None = None,
-                   gpu_prices: dict[str, Decimal] | None = None) -> list[dict[str, object]]:
-    """One row per day (and per ``by`` group: ``label:KEY`` or ``namespace``): GPU-hours available,
-    allocated, unallocated and their share; GPU-hours held by fractional workloads; and costs."""
+                   gpu_prices: dict[str, Decimal] | None = None, accumulate: str = "day") -> list[dict[str, object]]:
+    """One row per day (or one for the window, ``accumulate="window"``) and per ``by`` group (``label:KEY``,
+    ``namespace`` or ``workload``): GPU-hours available, allocated, unallocated and their share; GPU-hours held
+    by fractional workloads; and costs. Unallocated figures are the pool's, so they are given only without
+    ``by``."""
     if by is None:
         group = "'all'"
     elif by.startswith("label:"):
         group = f"coalesce(w.labels[{sql_str(by[6:])}], '(none)')"
     elif by == "namespace":
         group = "coalesce(w.namespace, '(none)')"
+    elif by == "workload":
+        group = "coalesce(w.name, w.workload_id)"
     else:
-        raise ValueError(f"unknown grouping {by!r}: use label:KEY or namespace")
+        raise ValueError(f"unknown grouping {by!r}: use label:KEY, namespace or workload")
+    if accumulate not in ("day", "window"):
+        raise ValueError(f"unknown accumulate {accumulate!r}: use day or window")
+    period = "pd.day" if accumulate == "day" else "$start::TIMESTAMP"
+    pooled = "true" if by is None else "false"
     sql = f"""
 WITH gpu_prices(pattern, price) AS ({price_rows(gpu_prices)}),
 days AS (SELECT unnest(range($start::TIMESTAMP, $end::TIMESTAMP, INTERVAL 1 DAY)) AS day),
@@ -60,28 +69,30 @@ per_group AS (
          sum(gpu_hours) FILTER (WHERE gpu_share <> floor(gpu_share)) AS fractional
   FROM held GROUP BY ALL
 ),
-per_day AS (SELECT day, sum(allocated) AS allocated_day FROM per_group GROUP BY day)
-SELECT d.day, g.grp,
-       p.gpus * (epoch(least(d.day + INTERVAL 1 DAY, $end::TIMESTAMP)) - epoch(d.day)) / 3600.0 AS available,
-       coalesce(g.allocated, 0) AS allocated, coalesce(g.fractional, 0) AS fractional,
-       coalesce(pd.allocated_day, 0) AS allocated_day, p.avg_price
-FROM days d CROSS JOIN pool p
-LEFT JOIN per_group g ON g.day = d.day
-LEFT JOIN per_day pd ON pd.day = d.day
-ORDER BY d.day, g.grp
+per_day AS (
+  SELECT d.day, p.gpus * (epoch(least(d.day + INTERVAL 1 DAY, $end::TIMESTAMP)) - epoch(d.day)) / 3600.0 AS available,
+         coalesce((SELECT sum(allocated) FROM per_group g WHERE g.day = d.day), 0) AS allocated_day
+  FROM days d CROSS JOIN pool p
+),
+rows AS (
+  SELECT {period} AS day, g.grp, coalesce(g.allocated, 0) AS allocated, coalesce(g.fractional, 0) AS fractional,
+         pd.available, pd.allocated_day, p.avg_price
+  FROM per_day pd CROSS JOIN pool p
+  LEFT JOIN per_group g ON g.day = pd.day
+  WHERE {pooled} OR g.grp IS NOT NULL
+)
+SELECT day, CASE WHEN {pooled} THEN NULL ELSE grp END AS "group",
+       CASE WHEN {pooled} THEN sum(available) END AS "availableGpuHours",
+       sum(allocated) AS "allocatedGpuHours", sum(fractional) AS "fractionalGpuHours",
+       CASE WHEN {pooled} THEN sum(greatest(available - allocated_day, 0)) END AS "unallocatedGpuHours",
+       CASE WHEN {pooled} THEN sum(greatest(available - allocated_day, 0)) / nullif(sum(available), 0)
+            END AS "unallocatedShare",
+       sum(allocated) * coalesce(any_value(avg_price), 0) AS "allocatedCost",
+       CASE WHEN {pooled} THEN sum(greatest(available - allocated_day, 0)) * coalesce(any_value(avg_price), 0)
+            END AS "unallocatedCost",
+       bool_or(allocated_day > available) AS overcommitted
+FROM rows GROUP BY ALL ORDER BY day, "group"
 """
-    rows = con.execute(sql, {"start": window.start, "end": window.end}).fetchall()
-    out = []
-    for day, grp, available, allocated, fractional, allocated_day, avg_price in rows:
-        available = available or 0.0
-        unallocated = max(available - allocated_day, 0.0)
-        price = avg_price or 0.0
-        out.append({
-            "day": day, "group": grp if by else None, "availableGpuHours": available,
-            "allocatedGpuHours": allocated, "fractionalGpuHours": fractional,
-            "unallocatedGpuHours": unallocated if (by is None or grp is None) else None,
-            "unallocatedShare": (unallocated / available) if available and by is None else None,
-            "allocatedCost": allocated * price, "unallocatedCost": unallocated * price if by is None else None,
-            "overcommitted": allocated_day > available,
-        })
-    return out
+    cur = con.execute(sql, {"start": window.start, "end": window.end})
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
