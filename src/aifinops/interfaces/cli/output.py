@@ -17,6 +17,7 @@ console = Console(width=None if Console().is_terminal else 160)
 err_console = Console(stderr=True, soft_wrap=True)
 FORMATS = ("table", "csv", "json")
 MONEY_HINTS = ("cost", "billed", "effective", "spend", "amount")
+RATIO_HINTS = ("share", "efficiency", "activity", "below")  # ratios in [0, 1], shown as percentages
 
 
 def _plain(v: Any) -> Any:
@@ -38,7 +39,12 @@ def _cell(name: str, v: Any) -> str:
         digits = 2 if any(h in name.lower() for h in MONEY_HINTS) else 4
         return f"{v:,.{digits}f}"
     if isinstance(v, float):
-        return f"{v:.1%}" if name.lower() in ("share", "coverage") else f"{v:,.4g}"
+        low = name.lower()
+        if low in ("share", "coverage") or any(h in low for h in RATIO_HINTS):
+            return f"{v:.1%}"
+        if any(h in low for h in MONEY_HINTS):
+            return f"{v:,.2f}"
+        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}" if abs(v) >= 1 else f"{v:.4g}"
     if isinstance(v, datetime):
         return v.strftime("%Y-%m-%d %H:%M") if (v.hour or v.minute) else v.strftime("%Y-%m-%d")
     if isinstance(v, list):
@@ -49,7 +55,9 @@ def _cell(name: str, v: Any) -> str:
 
 
 def render(rows: list[dict[str, Any]], fmt: str = "table", title: str | None = None,
-           caption: str | None = None) -> None:
+           caption: str | None = None, drop_empty: bool = False) -> None:
+    """Rows as a Rich table, CSV or JSON. ``drop_empty`` leaves out of the table (never out of CSV or JSON)
+    the columns with nothing in them (NULL or 0 in every row)."""
     if fmt == "json":
         sys.stdout.write(json.dumps([_plain(r) for r in rows], indent=1) + "\n")
         return
@@ -63,6 +71,8 @@ def render(rows: list[dict[str, Any]], fmt: str = "table", title: str | None = N
         return
     table = Table(title=title, caption=caption, show_lines=False)
     names = list(rows[0]) if rows else []
+    if drop_empty:
+        names = [n for n in names if any(r[n] not in (None, 0) for r in rows)] or names
     cells = [[_cell(n, r[n]) for n in names] for r in rows]
     for i, n in enumerate(names):
         numeric = any(isinstance(r[n], Decimal | int | float) for r in rows)
