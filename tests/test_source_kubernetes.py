@@ -108,8 +108,8 @@ def test_bad_pods_are_quarantined_with_row_and_reason(store, tmp_path):
         (1, ["end_ts: ends 2026-11-20T07:00:00Z before it starts 2026-11-20T08:00:00Z"]),
         (2, ["workload_id: a pod without metadata.uid cannot be identified"]),
         (4, ["start_ts: not an RFC 3339 time: yesterday"]),
-        (5, ["resources: not a Kubernetes quantity: 'lots'"]),
-        (6, ["gpu_count: negative GPU count: -1.0"]),
+        (5, ["resources: cpu of container 'etl': not a Kubernetes quantity: 'lots'"]),
+        (6, ["resources: nvidia.com/gpu of container 'trainer' is negative: '-1'"]),
         (8, ["resources: annotation gpu-fraction is not a GPU fraction in (0, 1]: '1.5'"]),
     ]
     raw = store.con.execute("SELECT raw['name'] FROM quarantine WHERE row_number = 2").fetchone()

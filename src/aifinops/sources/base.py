@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..model.checks import Check
+from ..model.checks import WARNING, Check
 from ..model.gpu import SAMPLE_KEY
 from ..registry import Registry
 
@@ -211,3 +211,22 @@ class SampleSource(Source):
     target: ClassVar[str] = "gpu_samples"
     unique_key: ClassVar[tuple[str, ...]] = SAMPLE_KEY
     unique_range: ClassVar[str | None] = "ts"
+
+
+def energy_reset_check(typed: dict[str, str], row_order: str) -> Check:
+    """A warning on a sample whose ``energy_j`` is lower than the previous sample's of the same GPU and MIG
+    instance in the same file: the counter (energy since boot) restarted because the GPU or the driver was
+    reset. The sample is a real observation, so it loads; the warning says why the counter went down.
+
+    ``typed`` maps canonical columns to their typed values (``typed_ref``); ``row_order`` is the relation's
+    row number, which orders samples of the same timestamp. The engine runs each file's checks in one
+    statement over that file alone, so the window compares samples of one file, never across files or
+    batches. Only usable readings take part (a NULL, NaN, infinite or negative one is reported by other
+    rules and sits in a partition of its own), so a gap in the readings is not a reset."""
+    e = typed["energy_j"]
+    usable = f"coalesce(isfinite({e}) AND {e} >= 0, false)"
+    prev = (f"lag({e}) OVER (PARTITION BY {typed['gpu']}, {typed['gpu_instance_id']}, {usable} "
+            f"ORDER BY {typed['ts']}, {row_order})")
+    return Check("counter-reset", "energy_j", WARNING, f"{usable} AND {e} < {prev}",
+                 f"'energy counter went down from ' || CAST({prev} AS VARCHAR) || ' J to ' || CAST({e} AS VARCHAR)"
+                 " || ' J: the GPU or driver was reset; the counter restarts from this sample'")

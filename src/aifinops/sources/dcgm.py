@@ -32,6 +32,15 @@ timestamp order are loaded as they are (analyses bucket by time, not by position
 same series twice, or overlapping files) counts once: the same observation again (same GPU, MIG instance,
 time and pod) supersedes the older row (``SampleSource``). Metrics other than the seven below are ignored
 and counted in a note.
+
+Energy counter resets: ``DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION`` is the energy used since the GPU or its
+driver started, so it restarts near zero when either resets. A sample whose ``energy_j`` is lower than the
+previous usable reading of the same GPU and MIG instance in the same file (in timestamp order) is a real
+observation: it loads, with a ``counter-reset`` warning whose reason gives both readings ("energy counter
+went down from 8132643.0 J to 120.5 J: the GPU or driver was reset; the counter restarts from this
+sample"). Each file is compared on its own: a reset that falls between two files is not flagged. The
+counter is kept as read, never corrected: analyses take energy from ``power_w`` samples (power x time),
+which a reset does not disturb, never from differences of the counter.
 """
 
 from __future__ import annotations
@@ -46,7 +55,18 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ..model.checks import ERROR, WARNING, Check, sql_str
 from ..model.gpu import GPU_SAMPLE_COLUMNS
-from .base import ArrowStream, FileRead, SampleSource, Source, SourceError, SourceFile, expand, sources
+from .base import (
+    ArrowStream,
+    FileRead,
+    SampleSource,
+    Source,
+    SourceError,
+    SourceFile,
+    energy_reset_check,
+    expand,
+    sources,
+    typed_ref,
+)
 
 #: DCGM metric -> (canonical column, SQL turning the raw value ``{v}`` into the canonical unit, upper bound)
 METRICS: dict[str, tuple[str, str, float | None]] = {
@@ -177,8 +197,9 @@ def _ref(col: str) -> str:
     return f's."{col}"'
 
 
-def sample_checks() -> list[Check]:
-    """Row rules over the raw (pre-pivot-unit) values; see the module docstring for why each exists."""
+def sample_checks(typed: dict[str, str]) -> list[Check]:
+    """Row rules over the raw (pre-pivot-unit) values, and the energy counter reset over the typed ones
+    (``typed``: canonical column -> ``typed_ref``); see the module docstring for why each exists."""
     ts, host, uuid, idx = _ref("timestamp"), _ref("Hostname"), _ref("UUID"), _ref("gpu")
     checks = [
         Check("not-null", "node", ERROR, f"{host} IS NULL",
@@ -199,6 +220,7 @@ def sample_checks() -> list[Check]:
         if bound is not None:
             checks.append(Check("range", col, ERROR, f"isfinite({v}) AND {v} > {bound}",
                                 f"'{metric} is above {bound:g}: ' || {shown}"))
+    checks.append(energy_reset_check(typed, _ref("_rn")))
     return checks
 
 
@@ -262,6 +284,7 @@ class DcgmSource(SampleSource):
         }
         assert list(typed) == list(GPU_SAMPLE_COLUMNS), "typed columns must follow GPU_SAMPLE_COLUMNS"
         return FileRead(
-            file=file, relation_sql="", raw=raw, typed=typed, extra_columns={}, checks=sample_checks(),
+            file=file, relation_sql="", raw=raw, typed=typed, extra_columns={},
+            checks=sample_checks({c: typed_ref(i) for i, c in enumerate(typed)}),
             is_csv=False, notes=notes, stream=ArrowStream(open=lambda: table.to_reader()),
         )

@@ -20,6 +20,12 @@ counts when it is larger than the sum of the app containers', as the scheduler c
 
 Requests are used, limits when a container has no request (for extended resources they are equal).
 
+Bad pods (``pod_checks`` lists the rules): a pod without ``metadata.uid``, with a resource quantity that
+is not one or is negative (the reason names the resource and the container), a time that is not RFC 3339
+or an end before its start is quarantined. A pod loads with a warning when its phase is not Pending,
+Running, Succeeded or Failed (it gets no end time), or when it is past Pending and holds GPUs but has no
+node or no start time. A Pending pod without node or start is normal and loads silently.
+
 Live mode: ``aifinops ingest kubernetes --option kubeconfig=~/.kube/config [--option context=NAME] live:``.
 The pods are listed with the official client (``pip install kubernetes``), page by page, and serialised
 to the same JSON ``kubectl`` prints, so one parser reads both.
@@ -36,7 +42,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from pydantic import Field, field_validator
 
-from ..model.checks import ERROR, Check, sql_str
+from ..model.checks import ERROR, WARNING, Check, sql_str
 from ..model.gpu import gpu_share
 from .base import ArrowStream, FileRead, Source, SourceError, SourceFile, expand, sources, typed_ref
 
@@ -50,6 +56,8 @@ _SHARED = "nvidia.com/gpu.shared"
 _MIG_PREFIX = "nvidia.com/mig-"
 _PRODUCT = "nvidia.com/gpu.product"
 _TERMINAL = ("Succeeded", "Failed")
+#: pod phases other than these load with a warning (``Unknown`` included: the node stopped reporting)
+_PHASES = ("Pending", "Running", "Succeeded", "Failed")
 
 _SUFFIX = {"": 1, "m": Decimal("0.001"), "u": Decimal("1e-6"), "n": Decimal("1e-9"),
            "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
@@ -95,7 +103,17 @@ def _effective(pod_spec: dict[str, Any], name: str) -> Decimal | None:
         value = (res.get("requests") or {}).get(name)
         if value is None:
             value = (res.get("limits") or {}).get(name)
-        return None if value is None else parse_quantity(value)
+        if value is None:
+            return None
+        # Checked per container, naming it: summed, a negative request would hide another container's GPUs.
+        where = f"{name} of container {c.get('name')!r}"
+        try:
+            quantity = parse_quantity(value)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        if quantity < 0:
+            raise ValueError(f"{where} is negative: {value!r}")
+        return quantity
 
     apps = [v for c in pod_spec.get("containers") or [] if (v := one(c)) is not None]
     inits = [v for c in pod_spec.get("initContainers") or [] if (v := one(c)) is not None]
@@ -242,20 +260,9 @@ class KubernetesSource(Source):
         for c in raw:
             typed[c] = f"CAST(TRY_CAST({raw[c]} AS TIMESTAMPTZ) AS TIMESTAMP)" if c.endswith("_ts") else raw[c]
         t = {c: typed_ref(i) for i, c in enumerate(typed)}
-        checks = [
-            Check("not-null", "workload_id", ERROR, f"{raw['workload_id']} IS NULL",
-                  sql_str("a pod without metadata.uid cannot be identified")),
-            Check("quantity", "resources", ERROR, 's."_problem" IS NOT NULL', 's."_problem"'),
-            Check("non-negative", "gpu_count", ERROR, f"{t['gpu_count']} < 0",
-                  f"'negative GPU count: ' || CAST({raw['gpu_count']} AS VARCHAR)"),
-        ]
-        for c in ("start_ts", "end_ts"):
-            checks.append(Check("datetime", c, ERROR, f"{raw[c]} IS NOT NULL AND {t[c]} IS NULL",
-                                f"'not an RFC 3339 time: ' || {raw[c]}"))
-        checks.append(Check("period-order", "end_ts", ERROR, f"{t['end_ts']} < {t['start_ts']}",
-                            f"'ends ' || {raw['end_ts']} || ' before it starts ' || {raw['start_ts']}"))
-        return FileRead(file=file, relation_sql="", raw=raw, typed=typed, extra_columns={}, checks=checks,
-                        is_csv=False, stream=ArrowStream(open=table.to_reader, fraction=lambda: 1.0))
+        return FileRead(file=file, relation_sql="", raw=raw, typed=typed, extra_columns={},
+                        checks=pod_checks(raw, t), is_csv=False,
+                        stream=ArrowStream(open=table.to_reader, fraction=lambda: 1.0))
 
     def _row(self, pod: dict[str, Any]) -> dict[str, Any]:
         meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
@@ -310,3 +317,40 @@ class KubernetesSource(Source):
                 "cpu_request": None if cpu is None else float(cpu),
                 "memory_request_mib": None if mem is None else float(mem / 2**20)}
 
+
+def pod_checks(raw: dict[str, str], t: dict[str, str]) -> list[Check]:
+    """The rules of a pod row (``raw``: column -> value as read; ``t``: column -> typed value).
+
+    Errors quarantine the pod: no ``metadata.uid``; a resource quantity that is not one or is negative (the
+    reason names the resource and the container); a start or end that is not an RFC 3339 time; an end before
+    the start. Warnings load it and say what an analysis cannot do with it: a phase other than Pending,
+    Running, Succeeded and Failed (``Unknown``: the node stopped reporting; only Succeeded and Failed pods get
+    an end time, so such a pod counts as running), and a pod past Pending that holds GPUs but has no node or
+    no start time (its GPU time cannot be placed on a node or in time)."""
+    phase = raw["phase"]
+    shown = f"coalesce('''' || {phase} || '''', '(none)')"
+    placed = f"{t['gpu_share']} > 0 AND {phase} IS DISTINCT FROM 'Pending'"
+    known = ", ".join(sql_str(p) for p in _PHASES)
+    checks = [
+        Check("not-null", "workload_id", ERROR, f"{raw['workload_id']} IS NULL",
+              sql_str("a pod without metadata.uid cannot be identified")),
+        Check("quantity", "resources", ERROR, 's."_problem" IS NOT NULL', 's."_problem"'),
+    ]
+    for c in ("start_ts", "end_ts"):
+        checks.append(Check("datetime", c, ERROR, f"{raw[c]} IS NOT NULL AND {t[c]} IS NULL",
+                            f"'not an RFC 3339 time: ' || {raw[c]}"))
+    checks += [
+        Check("period-order", "end_ts", ERROR, f"{t['end_ts']} < {t['start_ts']}",
+              f"'ends ' || {raw['end_ts']} || ' before it starts ' || {raw['start_ts']}"),
+        Check("unknown-phase", "phase", WARNING, f"{phase} IS NULL OR {phase} NOT IN ({known})",
+              f"coalesce('pod phase ''' || {phase} || ''' is not one of {', '.join(_PHASES)}', "
+              "'no pod phase (status.phase)') || ': loaded as is; only a Succeeded or Failed pod gets an end "
+              "time, so this one counts as running'"),
+        Check("no-node", "node", WARNING, f"{placed} AND {raw['node']} IS NULL",
+              f"'holds GPUs in phase ' || {shown} || ' but has no spec.nodeName: loaded; its GPU time "
+              "cannot be placed on a node'"),
+        Check("no-start", "start_ts", WARNING, f"{placed} AND {raw['start_ts']} IS NULL",
+              f"'holds GPUs in phase ' || {shown} || ' but has no start time (no status.startTime, no "
+              "PodScheduled condition): loaded; its GPU time cannot be placed in time'"),
+    ]
+    return checks

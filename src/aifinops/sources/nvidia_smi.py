@@ -29,6 +29,16 @@ folder is read recursively for those endings.
 
 Row numbers in quarantine are the file's line number minus the header line (data row 1 is line 2), so a
 repeated header or a blank line keeps the numbering aligned with the file.
+
+Bad input (the rules are listed in ``NvidiaSmiSource._columns``): a line with another number of fields, a
+timestamp that does not parse, a value that is not a number with its unit (``nan W`` included), a
+utilization outside 0..100 % or a negative memory or power value is quarantined with its line's row number,
+field and reason; so is a line with neither UUID nor index. A file without a timestamp field, or without
+both uuid and index, is refused before anything loads. Fields other than the understood ones are ignored
+and named in a note. Lines out of timestamp order (clock steps, concatenated logs) are loaded as they are,
+each with its own timestamp (analyses bucket by time, not by position). A line repeated (same GPU and
+time) counts once: the later copy supersedes the earlier (``SampleSource``). No energy field is read
+(``energy_j`` is NULL), so there is no energy counter whose reset could be checked.
 """
 
 from __future__ import annotations
@@ -237,9 +247,12 @@ class NvidiaSmiSource(SampleSource):
         node = self.options.node or Path(re.sub(r"\.gz$", "", file.path.name, flags=re.I)).stem
         stream = _line_stream(file, names, has_header)
         raw, typed, checks = self._columns(names, node)
+        notes = [] if has_header else [f"{file.path.name}: no header; fields read as {','.join(names)}"]
+        ignored = [n for n in names if n not in KNOWN_FIELDS]
+        if ignored:  # said, so that a field the user expected to see loaded does not vanish silently
+            notes.append(f"{file.path.name}: ignored field(s) not read by aifinops: {', '.join(ignored)}")
         return FileRead(file=file, relation_sql="", raw=raw, typed=typed, extra_columns={}, checks=checks,
-                        version=None, is_csv=False, stream=stream,
-                        notes=[] if has_header else [f"{file.path.name}: no header; fields read as {','.join(names)}"])
+                        version=None, is_csv=False, stream=stream, notes=notes)
 
     def _columns(self, names: list[str], node: str) -> tuple[dict[str, str], dict[str, str], list[Check]]:
         """raw, typed and the rules. Every rule is listed here, once:

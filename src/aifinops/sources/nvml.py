@@ -4,15 +4,32 @@ The agent writes the canonical ``gpu_samples`` columns with their canonical type
 model/gpu.py), so reading is a typed copy plus the rules below; any Parquet file with at least ``ts`` and
 ``gpu`` columns named like ``GPU_SAMPLE_COLUMNS`` loads (other producers can write them too). Columns the
 file lacks are NULL; columns that are not canonical are ignored (a note says which).
+
+Bad input (the rules are listed in ``nvml_checks``): a row without ``ts`` or ``gpu`` is quarantined (a file
+without either column is refused); ``node`` may be NULL (the GPU UUID identifies the GPU). A value that does
+not cast to its column's type, an activity outside [0, 1], a negative or an infinite value is quarantined
+with its column and reason. A NaN (NVML never writes one; another producer may) loads as NULL with a
+warning, as in the dcgm source, so it cannot turn a sum into NaN. Rows out of timestamp order are loaded as
+they are (analyses bucket by time, not by position). A repeated sample (same GPU, MIG instance, time and
+pod) counts once: the later copy supersedes the earlier (``SampleSource``).
+
+Energy counter resets: ``energy_j`` is NVML's total energy since the driver loaded, so it restarts near
+zero when the GPU or the driver resets. A sample whose ``energy_j`` is lower than the previous usable
+reading of the same GPU and MIG instance in the same file (in timestamp order, then row order) is a real
+observation: it loads, with a ``counter-reset`` warning whose reason gives both readings ("energy counter
+went down from 8132643.0 J to 120.5 J: the GPU or driver was reset; the counter restarts from this
+sample"). Each file is compared on its own, so a reset between two rotated files is not flagged. The
+counter is kept as read: analyses take energy from ``power_w`` samples (power x time), which a reset does
+not disturb, never from differences of the counter.
 """
 
 from __future__ import annotations
 
 import pyarrow.parquet as pq
 
-from ..model.checks import ERROR, Check, sql_ident, sql_str
+from ..model.checks import ERROR, WARNING, Check, sql_ident, sql_str
 from ..model.gpu import GPU_SAMPLE_COLUMNS
-from .base import FileRead, SampleSource, SourceError, SourceFile, sources, typed_ref
+from .base import FileRead, SampleSource, SourceError, SourceFile, energy_reset_check, sources, typed_ref
 
 REQUIRED = ("ts", "gpu")
 RATIOS = ("sm_active", "gr_engine_active", "gpu_util")
@@ -23,17 +40,29 @@ NON_NEGATIVE = ("fb_used_mib", "fb_free_mib", "power_w", "energy_j")
 def nvml_checks(raw: dict[str, str], typed: dict[str, str]) -> list[Check]:
     """The rules of a GPU sample file, listed once:
 
-    - ``not-null`` (error): ``ts`` or ``gpu`` missing, or a value that does not cast to its column's type
-      (the row cannot be placed in time or on a GPU);
+    - ``not-null`` (error): ``ts`` or ``gpu`` missing (the row cannot be placed in time or on a GPU);
+    - ``type`` (error): a value that does not cast to its column's type;
+    - ``nan`` (warning): a NaN number, loaded as NULL (a NaN would make every sum over it NaN);
+    - ``finite`` (error): an infinite number;
     - ``ratio`` (error): an activity outside [0, 1] (a percentage written unscaled would triple-count);
-    - ``non-negative`` (error): negative memory, power or energy.
+    - ``non-negative`` (error): negative memory, power or energy;
+    - ``counter-reset`` (warning): ``energy_j`` lower than the GPU's previous reading (see the module docstring).
+
+    ``typed`` maps every canonical column to its typed value; ``raw`` only the columns the file has.
     """
     checks = [Check("not-null", c, ERROR, f"{typed[c]} IS NULL", sql_str(f"{c} must not be null"))
               for c in REQUIRED]
     for c in raw:
-        if c not in REQUIRED:
-            checks.append(Check("type", c, ERROR, f"{raw[c]} IS NOT NULL AND {typed[c]} IS NULL",
-                                f"'not a {GPU_SAMPLE_COLUMNS[c]}: ' || left(CAST({raw[c]} AS VARCHAR), 80)"))
+        if c in REQUIRED:
+            continue
+        nan = f"coalesce(isnan(TRY_CAST({raw[c]} AS DOUBLE)), false)" if GPU_SAMPLE_COLUMNS[c] == "DOUBLE" else ""
+        checks.append(Check("type", c, ERROR,
+                            f"{raw[c]} IS NOT NULL AND {typed[c]} IS NULL" + (f" AND NOT {nan}" if nan else ""),
+                            f"'not a {GPU_SAMPLE_COLUMNS[c]}: ' || left(CAST({raw[c]} AS VARCHAR), 80)"))
+        if nan:
+            checks.append(Check("nan", c, WARNING, nan, sql_str(f"{c} is NaN: loaded as NULL")))
+            checks.append(Check("finite", c, ERROR, f"isinf({typed[c]})",
+                                f"'{c} is not finite: ' || CAST({typed[c]} AS VARCHAR)"))
     for c in RATIOS:
         if c in raw:
             checks.append(Check("ratio", c, ERROR, f"{typed[c]} < 0 OR {typed[c]} > 1",
@@ -42,6 +71,8 @@ def nvml_checks(raw: dict[str, str], typed: dict[str, str]) -> list[Check]:
         if c in raw:
             checks.append(Check("non-negative", c, ERROR, f"{typed[c]} < 0",
                                 f"'{c} is negative: ' || CAST({typed[c]} AS VARCHAR)"))
+    if "energy_j" in raw:
+        checks.append(energy_reset_check(typed, "s.file_row_number"))
     return checks
 
 
@@ -71,6 +102,9 @@ class NvmlSource(SampleSource):
         for c, t in GPU_SAMPLE_COLUMNS.items():
             if c == "source":
                 typed[c] = "'nvml'"
+            elif c in raw and t == "DOUBLE":  # a NaN becomes NULL (the nan rule says so); NULL stays NULL
+                v = f"TRY_CAST({raw[c]} AS DOUBLE)"
+                typed[c] = f"CASE WHEN NOT isnan({v}) THEN {v} END"
             elif c in raw:
                 typed[c] = f"TRY_CAST({raw[c]} AS {t})"
             else:

@@ -27,6 +27,13 @@ One row per allocation, ``workload_id`` = JobID as sacct prints it (array tasks 
 - ``exit_code`` is the ExitCode's code, or 128 + signal when a signal ended the job (``0:9`` -> 137),
   the convention shells and Kubernetes report, so the two sources compare.
 - ``labels``: user, account, partition, job_name.
+
+Bad lines: a line with another number of fields (a job name holding ``|``), a job step, a line without
+JobID, a Start or End that is not a sacct time, an end before its start, and a GPU entry of AllocTRES
+whose count is not a whole number (``gres/gpu=-1``: it would otherwise count as no GPU) are quarantined
+with their row and reason. A job that holds GPUs but has no NodeList or no Start loads with a warning
+(``no-node``, ``no-start``): its GPU time cannot be placed. The State is kept as sacct prints it and is not
+checked: no rule reads it, and sacct adds states across versions.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from ..model.checks import ERROR, Check, sql_ident, sql_str
+from ..model.checks import ERROR, WARNING, Check, sql_ident, sql_str
 from ..model.gpu import DEFAULT_MIG_SLICES, MIG_SLICES
 from .base import FileRead, Source, SourceError, SourceFile, expand, sources, typed_ref
 
@@ -179,5 +186,15 @@ class SlurmSource(Source):
                                 f"AND {t[c]} IS NULL", f"'not a sacct time: ' || {v}"))
         checks.append(Check("period-order", "end_ts", ERROR, f"{t['end_ts']} < {t['start_ts']}",
                             f"'ends ' || {raw['End']} || ' before it starts ' || {raw['Start']}"))
+        # A GPU entry whose count is not a whole number would otherwise count as no GPU at all.
+        gpu_entries = f"regexp_extract_all({tres}, '(?:^|,)(gres/gpu(?::[^=,]*)?=[^,]*)', 1)"
+        bad_gpus = f"list_filter({gpu_entries}, lambda e: NOT regexp_full_match(e, 'gres/gpu(:[^=,]+)?=[0-9]+'))"
+        checks.append(Check("gpu-count", "gpu_count", ERROR, f"len({bad_gpus}) > 0",
+                            f"'AllocTRES GPU count is not a whole number: ' || array_to_string({bad_gpus}, ',')"))
+        # Loaded, but said: GPU time needs a node and a start to be placed.
+        for c, what in (("node", "no NodeList"), ("start_ts", "no Start")):
+            checks.append(Check(f"no-{c.removesuffix('_ts')}", c, WARNING, f"{t['gpu_share']} > 0 AND {t[c]} IS NULL",
+                                f"'holds GPUs (' || {tres} || ') but has {what}: loaded; its GPU time cannot be "
+                                f"placed {'on a node' if c == 'node' else 'in time'}'"))
         return FileRead(file=file, relation_sql=relation, raw={k: v for k, v in raw.items() if cols[k]},
                         typed=typed, extra_columns={}, checks=checks, is_csv=True)

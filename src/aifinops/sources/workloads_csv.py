@@ -17,6 +17,11 @@ count from their own start and do not publish its date (the Alibaba ones) get a 
 their preset: durations are exact, calendar dates are not. An empty or NaN time is unknown: ``start_ts``
 NULL means it started before the data begins (or never held anything, then ``gpu_share`` is 0) and
 ``end_ts`` NULL that it was still running when the data ends.
+
+Bad rows (``workload_checks``): no id, a value that is not a number or a time, an end before its start or
+a negative GPU share or count is quarantined with its row and reason. Text columns (``node``, ``phase``,
+...) are kept as the mapping gives them and are not checked: traces name their own phases and most have
+no node, so a NULL ``node`` or an unfamiliar ``phase`` loads without a warning.
 """
 
 from __future__ import annotations
