@@ -306,3 +306,11 @@ def test_allocation_cli_shares_and_settings(store: Store, tmp_path) -> None:
     assert bad.exit_code == 1 and "expected KEY=VALUE" in bad.output
     bad = run(app, [*base, "--share-split", "random"])
     assert bad.exit_code == 1 and "unknown share-split 'random'" in bad.output
+
+
+def test_a_workload_without_a_start_began_before_the_data(store: Store) -> None:
+    """start_ts NULL means it started before the data (model.gpu): it holds its GPUs from the window's start."""
+    node(store, "n10", 2, "10")
+    job(store, "old", "n10", 1, start=None, end="2026-10-01 00:30")
+    rows = by(aggregate(store.con, HOUR, ["workload"]))
+    assert rows["old"]["gpuHours"] == pytest.approx(0.5) and rows["old"]["gpuCost"] == D("2.5")

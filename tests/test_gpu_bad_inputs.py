@@ -514,8 +514,8 @@ WORKLOADS = [
                                                         "loaded; its GPU time cannot be placed on a node")])),
     Case("kubernetes", "running pod without start", pods(_no_start),
          Outcome(8, 8, warnings=[(4, "no-start", "start_ts", "holds GPUs in phase 'Running' but has no start time "
-                                  "(no status.startTime, no PodScheduled condition): loaded; its GPU time cannot "
-                                  "be placed in time")])),
+                                  "(no status.startTime, no PodScheduled condition): loaded; counted as holding "
+                                  "them since before the data")])),
     # summed, the -1 of the sidecar would have turned the trainer's 8 GPUs into 7
     Case("kubernetes", "negative GPU request", pods(_gpu_request(0, 1, "-1")),
          Outcome(8, 7, quarantined=[(1, "resources", "nvidia.com/gpu of container 'log-shipper' is negative: '-1'")])),
@@ -537,8 +537,8 @@ WORKLOADS = [
                                     "but has no NodeList: loaded; its GPU time cannot be placed on a node")])),
     Case("slurm", "GPU job without start", sacct(lambda body: sacct_field(body, 4, "Start", "Unknown")),
          Outcome(11, 11, warnings=[(5, "no-start", "start_ts", "holds GPUs (billing=8,cpu=8,gres/gpu:h100=1,"
-                                    "mem=32G,node=1) but has no Start: loaded; its GPU time cannot be placed in "
-                                    "time")])),
+                                    "mem=32G,node=1) but has no Start: loaded; counted as holding them since "
+                                    "before the data")])),
     Case("slurm", "negative GPU count",
          sacct(lambda body: sacct_field(body, 0, "AllocTRES", "billing=256,cpu=128,gres/gpu:a100=16,gres/gpu=-16,"
                                                               "mem=1000G,node=2")),

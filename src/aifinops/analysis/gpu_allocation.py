@@ -250,12 +250,14 @@ workload_nodes AS (
         WHERE w.node IS NOT NULL AND ({" OR ".join(want)}))
 ), held AS (
   SELECT w.workload_id, w.name, w.namespace, w.on_node AS node, w.labels, w.is_shared, h.bucket,
-         (epoch(least(coalesce(w.end_ts, $end::TIMESTAMP), h.bucket_end)) - epoch(greatest(w.start_ts, h.bucket)))
-           / 3600.0 AS hrs,
+         (epoch(least(coalesce(w.end_ts, $end::TIMESTAMP), h.bucket_end))
+          - epoch(greatest(coalesce(w.start_ts, h.bucket), h.bucket))) / 3600.0 AS hrs,
          coalesce(w.gpu_share, 0) / w.n_nodes AS gpu_share, coalesce(w.cpu_request, 0) / w.n_nodes AS cpu_req,
          coalesce(w.memory_request_mib, 0) / w.n_nodes AS mem_req
   FROM workload_nodes w
-  JOIN hours h ON w.start_ts < h.bucket_end AND coalesce(w.end_ts, $end::TIMESTAMP) > h.bucket
+  -- a workload without a start began before the data (model.gpu); without an end it still runs
+  JOIN hours h ON coalesce(w.start_ts, $start::TIMESTAMP) < h.bucket_end
+              AND coalesce(w.end_ts, $end::TIMESTAMP) > h.bucket
   WHERE w.on_node IN (SELECT node FROM nodes)
 ), sample_groups AS (
   -- one scan of the samples; a sample ingested twice counts once (ingest marks the older copy superseded)
@@ -433,7 +435,8 @@ def unmatched_workloads(con: duckdb.DuckDBPyConnection, window: Window) -> int:
     """Workloads holding GPUs in the window on a node the inventory does not know (or on no node)."""
     return con.execute(
         f"SELECT count(*) FROM (SELECT w.node, {hostlist_sql('w.node')} AS hl FROM workloads w "
-        "WHERE w.gpu_share > 0 AND w.start_ts < $end::TIMESTAMP AND coalesce(w.end_ts, $end::TIMESTAMP) > "
+        "WHERE w.gpu_share > 0 AND coalesce(w.start_ts, $start::TIMESTAMP) < $end::TIMESTAMP "
+        "AND coalesce(w.end_ts, $end::TIMESTAMP) > "
         "$start::TIMESTAMP) WHERE node IS NULL OR NOT list_has_all((SELECT list(node) FROM gpu_nodes), hl)",
         {"start": window.start, "end": window.end}).fetchone()[0]
 

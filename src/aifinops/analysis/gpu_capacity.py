@@ -59,9 +59,11 @@ held AS (
   SELECT d.day, {group} AS grp, w.gpu_share,
          w.gpu_share * (epoch(least(coalesce(w.end_ts, $end::TIMESTAMP), d.day + INTERVAL 1 DAY,
                                     $end::TIMESTAMP))
-                        - epoch(greatest(w.start_ts, d.day))) / 3600.0 AS gpu_hours
+                        - epoch(greatest(coalesce(w.start_ts, d.day), d.day))) / 3600.0 AS gpu_hours
   FROM workloads w
-  JOIN days d ON w.start_ts < d.day + INTERVAL 1 DAY AND coalesce(w.end_ts, $end::TIMESTAMP) > d.day
+  -- a workload without a start began before the data (model.gpu); without an end it still runs
+  JOIN days d ON coalesce(w.start_ts, $start::TIMESTAMP) < d.day + INTERVAL 1 DAY
+             AND coalesce(w.end_ts, $end::TIMESTAMP) > d.day
   WHERE w.gpu_share > 0
 ),
 per_group AS (

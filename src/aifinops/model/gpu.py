@@ -58,7 +58,7 @@ WORKLOAD_COLUMNS: dict[str, str] = {
     "owner_kind": "VARCHAR",  # Job, ReplicaSet, StatefulSet, ... (Kubernetes owner reference)
     "owner_name": "VARCHAR",
     "node": "VARCHAR",
-    "start_ts": "TIMESTAMP",  # when it started holding its GPUs (scheduled / started)
+    "start_ts": "TIMESTAMP",  # when it started holding its GPUs; NULL: before the data begins
     "end_ts": "TIMESTAMP",  # NULL while still running
     "phase": "VARCHAR",  # Running, Succeeded, Failed, COMPLETED, PREEMPTED, ...
     "gpu_resource": "VARCHAR",  # nvidia.com/gpu, nvidia.com/mig-1g.10gb, nvidia.com/gpu.shared, gpu_milli ...

@@ -351,6 +351,6 @@ def pod_checks(raw: dict[str, str], t: dict[str, str]) -> list[Check]:
               "cannot be placed on a node'"),
         Check("no-start", "start_ts", WARNING, f"{placed} AND {raw['start_ts']} IS NULL",
               f"'holds GPUs in phase ' || {shown} || ' but has no start time (no status.startTime, no "
-              "PodScheduled condition): loaded; its GPU time cannot be placed in time'"),
+              "PodScheduled condition): loaded; counted as holding them since before the data'"),
     ]
     return checks

@@ -32,7 +32,8 @@ Bad lines: a line with another number of fields (a job name holding ``|``), a jo
 JobID, a Start or End that is not a sacct time, an end before its start, and a GPU entry of AllocTRES
 whose count is not a whole number (``gres/gpu=-1``: it would otherwise count as no GPU) are quarantined
 with their row and reason. A job that holds GPUs but has no NodeList or no Start loads with a warning
-(``no-node``, ``no-start``): its GPU time cannot be placed. The State is kept as sacct prints it and is not
+(``no-node``: its GPU time cannot be placed on a node; ``no-start``: counted, like any workload without a
+start, as holding its GPUs since before the data). The State is kept as sacct prints it and is not
 checked: no rule reads it, and sacct adds states across versions.
 """
 
@@ -194,7 +195,8 @@ class SlurmSource(Source):
         # Loaded, but said: GPU time needs a node and a start to be placed.
         for c, what in (("node", "no NodeList"), ("start_ts", "no Start")):
             checks.append(Check(f"no-{c.removesuffix('_ts')}", c, WARNING, f"{t['gpu_share']} > 0 AND {t[c]} IS NULL",
-                                f"'holds GPUs (' || {tres} || ') but has {what}: loaded; its GPU time cannot be "
-                                f"placed {'on a node' if c == 'node' else 'in time'}'"))
+                                f"'holds GPUs (' || {tres} || ') but has {what}: loaded; "
+                                + ("its GPU time cannot be placed on a node'" if c == "node" else
+                                   "counted as holding them since before the data'")))
         return FileRead(file=file, relation_sql=relation, raw={k: v for k, v in raw.items() if cols[k]},
                         typed=typed, extra_columns={}, checks=checks, is_csv=True)
