@@ -184,7 +184,7 @@ def test_negative_infinite_and_out_of_range_values_are_quarantined(store: Store,
     ("r2.json", '{"hello": 1}', "not a Prometheus HTTP API response"),
     ("r3.json", "{not json", "not JSON"),
     ("r4.json", '{"status":"success","data":{"resultType":"matrix","result":[{"metric":{}}]}}',
-     "malformed Prometheus query result (KeyError: 'values')"),
+     'malformed Prometheus query result (series 1 has no "values" array)'),
 ])
 def test_unreadable_files_are_rejected_naming_the_file(store: Store, tmp_path: Path, name: str, text: str,
                                                        message: str) -> None:

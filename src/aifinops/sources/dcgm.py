@@ -45,15 +45,15 @@ which a reset does not disturb, never from differences of the counter.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..model.checks import ERROR, WARNING, Check, sql_str
+from ..model.checks import ERROR, WARNING, Check, sql_ident, sql_str
 from ..model.gpu import GPU_SAMPLE_COLUMNS
 from .base import (
     ArrowStream,
@@ -110,87 +110,131 @@ def file_format(path: Path) -> str | None:
     return None
 
 
-Sample = tuple[str, dict[str, str], float, float | None]  # metric, labels, value, timestamp (epoch s)
+#: Every label a series may carry that a canonical column reads.
+_RAW_LABELS = tuple(dict.fromkeys(n for _, names in LABELS.values() for n in names))
+#: A file is read into two tables: ``series`` (sid, metric, raw labels) and ``points`` (sid, pid, ts, value).
+_SERIES = pa.schema([("sid", pa.int64()), ("metric", pa.string()), *((n, pa.string()) for n in _RAW_LABELS)])
+_POINTS = pa.schema([("sid", pa.int64()), ("pid", pa.int64()), ("ts", pa.float64()), ("value", pa.float64())])
 
 
-def _text_samples(file: SourceFile, text: str) -> list[Sample]:
+def _text_tables(con: duckdb.DuckDBPyConnection, file: SourceFile, text: str, default_ts: float) -> int:
+    """A scrape as ``series`` and ``points`` in ``con`` (each sample a series of one point); returns the number
+    of samples without a timestamp. The text is parsed by prometheus_client; a scrape holds one instant of a
+    node, so this loop stays small."""
     try:
         families = list(text_string_to_metric_families(text))
     except (ValueError, TypeError, IndexError) as exc:
         raise SourceError(f"{file.path}: not Prometheus text exposition format ({exc})") from None
-    out: list[Sample] = []
+    series: dict[str, list[Any]] = {n: [] for n in _SERIES.names}
+    points: dict[str, list[Any]] = {n: [] for n in _POINTS.names}
+    untimed = 0
     for fam in families:
         for s in fam.samples:
-            if s.name in (fam.name, f"{fam.name}_total"):  # a counter's family drops its _total suffix
-                ts = float(s.timestamp) if s.timestamp is not None else None
-                out.append((fam.name, dict(s.labels), float(s.value), ts))
-    return out
+            if s.name not in (fam.name, f"{fam.name}_total"):  # a counter's family drops its _total suffix
+                continue
+            sid = len(series["sid"])
+            series["sid"].append(sid)
+            series["metric"].append(fam.name)
+            for n in _RAW_LABELS:
+                series[n].append(s.labels.get(n))
+            untimed += s.timestamp is None and fam.name in METRICS
+            points["sid"].append(sid)
+            points["pid"].append(0)
+            points["ts"].append(default_ts if s.timestamp is None else float(s.timestamp))
+            points["value"].append(float(s.value))
+    con.register("series", pa.table(series, schema=_SERIES))
+    con.register("points", pa.table(points, schema=_POINTS))
+    return untimed
 
 
-def _json_samples(file: SourceFile, text: str) -> list[Sample]:
+def _json_tables(con: duckdb.DuckDBPyConnection, file: SourceFile) -> None:
+    """A query or query_range response as ``series`` and ``points`` in ``con``, parsed by DuckDB's JSON
+    reader (vectorised: a week of 15 s samples is millions of points). The answer's status and resultType
+    are checked first, so that a failed query or another JSON document is named as such."""
+    with file.path.open("rb") as fh:
+        head = fh.read(4096).lstrip()
+    if not head.startswith(b"{"):
+        raise SourceError(f"{file.path}: not a Prometheus HTTP API response (not a JSON object)")
     try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise SourceError(f"{file.path}: not JSON ({exc})") from None
-    if not isinstance(doc, dict) or "status" not in doc:
+        con.execute(f"""CREATE TABLE doc AS SELECT * FROM read_json({sql_str(str(file.path))}, format = 'auto',
+            records = true, maximum_object_size = {file.bytes + 1},
+            columns = {{'status': 'VARCHAR', 'errorType': 'VARCHAR', 'error': 'VARCHAR', 'data': 'JSON'}})""")
+    except duckdb.Error as exc:
+        raise SourceError(f"{file.path}: not JSON ({_first_line(exc)})") from None
+    status, error_type, error, result_type = con.execute(
+        "SELECT status, errorType, error, data->>'$.resultType' FROM doc").fetchall()[0]
+    if status is None:
         raise SourceError(f"{file.path}: not a Prometheus HTTP API response (no \"status\" field)")
-    if doc["status"] != "success":
-        raise SourceError(f"{file.path}: the Prometheus query failed: {doc.get('errorType', '')} "
-                          f"{doc.get('error', doc['status'])}".replace("  ", " "))
-    data = doc.get("data")
-    if not isinstance(data, dict) or data.get("resultType") not in ("matrix", "vector"):
+    if status != "success":
+        raise SourceError(f"{file.path}: the Prometheus query failed: {error_type or ''} "
+                          f"{error or status}".replace("  ", " "))
+    if result_type not in ("matrix", "vector"):
         raise SourceError(f"{file.path}: not a Prometheus query result: data.resultType must be matrix or vector")
-    out: list[Sample] = []
+    field = "values" if result_type == "matrix" else "value"
+    con.execute("CREATE TABLE raw_series AS SELECT unnest(CAST(coalesce(data->'$.result', '[]') AS JSON[])) AS s, "
+                "generate_subscripts(CAST(coalesce(data->'$.result', '[]') AS JSON[]), 1) AS sid FROM doc")
+    bad = con.execute(f"""SELECT sid, json_extract(s, 'metric') IS NULL FROM raw_series
+        WHERE json_extract(s, 'metric') IS NULL OR json_type(json_extract(s, '{field}')) IS DISTINCT FROM 'ARRAY'
+        ORDER BY sid LIMIT 1""").fetchall()
+    if bad:
+        what = "metric" if bad[0][1] else f'"{field}" array'
+        raise SourceError(f"{file.path}: malformed Prometheus query result (series {bad[0][0]} has no {what})")
+    points = f"json_extract(s, '{field}')" if result_type == "matrix" else f"json_array(json_extract(s, '{field}'))"
+    labels = ", ".join(f"m[{sql_str(n)}] AS {sql_ident(n)}" for n in _RAW_LABELS)
     try:
-        for series in data.get("result") or []:
-            labels = {str(k): str(v) for k, v in series["metric"].items()}
-            name = labels.pop("__name__", "")
-            points = series["values"] if data["resultType"] == "matrix" else [series["value"]]
-            out.extend((name, labels, float(v), float(ts)) for ts, v in points)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SourceError(f"{file.path}: malformed Prometheus query result ({type(exc).__name__}: {exc})") from None
-    return out
+        con.execute(f"""CREATE TABLE series AS SELECT sid, coalesce(m['__name__'], '') AS metric, {labels}
+            FROM (SELECT sid, CAST(json_extract(s, 'metric') AS MAP(VARCHAR, VARCHAR)) AS m FROM raw_series)""")
+        con.execute(f"""CREATE TABLE points AS
+            SELECT sid, pid, CAST(p->>'$[0]' AS DOUBLE) AS ts, CAST(p->>'$[1]' AS DOUBLE) AS value
+            FROM (SELECT sid, unnest(pts) AS p, generate_subscripts(pts, 1) AS pid
+                  FROM (SELECT sid, CAST({points} AS JSON[]) AS pts FROM raw_series))""")
+    except duckdb.Error as exc:
+        raise SourceError(f"{file.path}: malformed Prometheus query result ({_first_line(exc)})") from None
 
 
-def _label(labels: dict[str, str], names: tuple[str, ...], renamed: bool) -> str | None:
-    for n in names:
-        if renamed and n in _POD_LABELS:
-            continue  # Prometheus renamed the exporter's pod labels: the plain ones are the exporter pod's
-        if labels.get(n):  # dcgm-exporter writes pod="" for a GPU no pod holds: that is no pod
-            return labels[n]
-    return None
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def pivot(samples: list[Sample], default_ts: float) -> tuple[pa.Table, dict[str, int]]:
-    """One row per (timestamp, GPU, MIG instance, pod); returns the table and the count of ignored samples
-    per unknown metric. A series seen twice at the same timestamp gives a second row, not an overwrite."""
-    rows: list[dict[str, Any]] = []
-    index: dict[tuple[Any, ...], list[int]] = {}
-    ignored: dict[str, int] = {}
-    renamed = any(f"exported_{n}" in labels for _, labels, _, _ in samples for n in _POD_LABELS)
-    for name, labels, value, ts in samples:
-        if name not in METRICS:
-            ignored[name] = ignored.get(name, 0) + 1
-            continue
-        when = ts if ts is not None else default_ts
-        ids = {col: _label(labels, names, renamed) for col, (_, names) in LABELS.items()}
-        key = (when, *(ids[k] for k in _KEY))
-        slot = next((i for i in index.get(key, []) if name not in rows[i]), None)
-        if slot is None:
-            slot = len(rows)
-            rows.append({"timestamp": when, **ids})
-            index.setdefault(key, []).append(slot)
-        else:  # the same row: labels only some metrics carry (modelName, GPU_I_PROFILE) fill in
-            for col, v in ids.items():
-                rows[slot][col] = rows[slot][col] or v
-        rows[slot][name] = value
-    columns: dict[str, pa.Array] = {"timestamp": pa.array([r["timestamp"] for r in rows], pa.float64())}
-    for col in LABELS:
-        columns[col] = pa.array([r[col] for r in rows], pa.string())
-    for metric in METRICS:
-        columns[metric] = pa.array([r.get(metric) for r in rows], pa.float64())
-    columns["_rn"] = pa.array(range(1, len(rows) + 1), pa.int64())
-    return pa.table(columns), ignored
+def _label_sql(names: tuple[str, ...]) -> str:
+    """SQL: the first non-empty of ``names`` (dcgm-exporter writes pod="" for a GPU no pod holds: no pod).
+    When Prometheus renamed the exporter's pod labels (``renamed``), the plain ones are the exporter pod's."""
+    plain = [f"nullif({sql_ident(n)}, '')" for n in names]
+    if not any(n in _POD_LABELS for n in names):
+        return f"coalesce({', '.join(plain)})"
+    exported = [f"nullif({sql_ident(n)}, '')" for n in names if n not in _POD_LABELS]
+    return f"CASE WHEN renamed THEN coalesce({', '.join(exported)}) ELSE coalesce({', '.join(plain)}) END"
+
+
+def pivot(con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, dict[str, int]]:
+    """``series`` and ``points`` in ``con`` -> one row per (timestamp, GPU, MIG instance, pod, job), in the
+    order the samples first appear, and the count of ignored samples per unknown metric.
+
+    Labels are resolved once per series, not per sample. Series with the same identity and metric are
+    numbered (``copy``); a series seen twice gives a second row, its n-th copy pairing with the n-th copies
+    of the other metrics, not an overwrite: ingest then marks the earlier copy superseded."""
+    renamed = " OR ".join(f"{sql_ident('exported_' + n)} IS NOT NULL" for n in _POD_LABELS)
+    ids = ", ".join(f"{_label_sql(names)} AS {sql_ident(col)}" for col, (_, names) in LABELS.items())
+    key = ", ".join(sql_ident(k) for k in _KEY)
+    fill = ", ".join(f"{'any_value' if c in _KEY else 'max'}({sql_ident(c)}) AS {sql_ident(c)}" for c in LABELS)
+    metrics = ", ".join(f"max(p.value) FILTER (WHERE g.metric = {sql_str(m)}) AS {sql_ident(m)}" for m in METRICS)
+    known = ", ".join(sql_str(m) for m in METRICS)
+    con.execute(f"""CREATE TABLE grouped AS
+        WITH r AS (SELECT *, (SELECT coalesce(bool_or({renamed}), false) FROM series) AS renamed FROM series),
+        ided AS (SELECT sid, metric, {ids} FROM r WHERE metric IN ({known}))
+        SELECT *, dense_rank() OVER (ORDER BY {key}) AS gid,
+               row_number() OVER (PARTITION BY {key}, metric ORDER BY sid) AS copy FROM ided""")
+    table = con.sql(f"""
+        WITH rows AS (
+          SELECT p.ts, g.gid, g.copy, min(p.sid * 4294967296 + p.pid) AS first, {metrics}
+          FROM points p JOIN grouped g ON g.sid = p.sid GROUP BY p.ts, g.gid, g.copy
+        ), labels AS (SELECT gid, {fill} FROM grouped GROUP BY gid)
+        SELECT r.ts AS "timestamp", {", ".join(f"l.{sql_ident(c)}" for c in LABELS)},
+               {", ".join(f"r.{sql_ident(m)}" for m in METRICS)}, row_number() OVER (ORDER BY r.first) AS _rn
+        FROM rows r JOIN labels l ON l.gid = r.gid ORDER BY r.first""").to_arrow_table()
+    ignored = dict(con.execute(f"SELECT s.metric, count(*) FROM points p JOIN series s ON s.sid = p.sid "
+                               f"WHERE s.metric NOT IN ({known}) GROUP BY ALL").fetchall())
+    return table, ignored
 
 
 def _ref(col: str) -> str:
@@ -248,18 +292,29 @@ class DcgmSource(SampleSource):
         return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp(), "the scrape_time option"
 
     def read(self, file: SourceFile) -> FileRead:
-        try:
-            text = file.path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise SourceError(f"{file.path}: not UTF-8 text (byte {exc.start}); not a Prometheus file") from None
-        if not text.strip():
-            raise SourceError(f"{file.path}: the file is empty (no metrics)")
         fmt = file.format or file_format(file.path)
-        samples = _json_samples(file, text) if fmt == "json" else _text_samples(file, text)
         default_ts, origin = self.default_timestamp(file)
-        table, ignored = pivot(samples, default_ts)
+        con = duckdb.connect()  # the reader's own scratch database, never the store
+        try:
+            if fmt == "json":
+                if file.bytes == 0 or not file.path.read_bytes().strip():
+                    raise SourceError(f"{file.path}: the file is empty (no metrics)")
+                _json_tables(con, file)
+                untimed = 0
+            else:
+                try:
+                    text = file.path.read_text(encoding="utf-8")
+                except UnicodeDecodeError as exc:
+                    raise SourceError(f"{file.path}: not UTF-8 text (byte {exc.start}); not a Prometheus file") \
+                        from None
+                if not text.strip():
+                    raise SourceError(f"{file.path}: the file is empty (no metrics)")
+                untimed = _text_tables(con, file, text, default_ts)
+            n_samples = con.execute("SELECT count(*) FROM points").fetchall()[0][0]
+            table, ignored = pivot(con)
+        finally:
+            con.close()
         notes = []
-        untimed = sum(1 for s in samples if s[3] is None and s[0] in METRICS)
         if untimed:
             when = datetime.fromtimestamp(default_ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             notes.append(f"{file.path.name}: {untimed} sample(s) without a timestamp, stamped {when} ({origin})")
@@ -267,7 +322,7 @@ class DcgmSource(SampleSource):
             listed = ", ".join(f"{n} ({c})" for n, c in sorted(ignored.items()))
             notes.append(f"{file.path.name}: ignored {sum(ignored.values())} sample(s) of "
                          f"{len(ignored)} metric(s) not used: {listed}")
-        if not samples:
+        if not n_samples:
             notes.append(f"{file.path.name}: no samples")
         raw = {"ts": _ref("timestamp"), **{canon: _ref(col) for col, (canon, _) in LABELS.items()},
                **{canon: _ref(m) for m, (canon, _, _) in METRICS.items()}}
