@@ -67,6 +67,7 @@ class Instance:
     cluster: str
     role: str  # training | inference | batch | dev | k8s
     active: tuple[Interval, ...]
+    group: str = ""  # the fleet line it belongs to (an instance group or node pool), e.g. llm-serve-p4d
 
 
 @dataclass(frozen=True)
@@ -405,7 +406,7 @@ def build_scenario(seed: int = 7, days: int = 90, end: dt.date = dt.date(2026, 1
             tags = _tags(styles[i % len(styles)], team, project, model, env, acct.provider, cluster)
             instances.append(Instance(name, rid, acct.provider, acct_key, region, zone, itype, gpu, ngpu,
                                       vcpu, mem, price, pricing, commitment, team, project, model, env, tags,
-                                      node, cluster, role, _intervals(mask, start)))
+                                      node, cluster, role, _intervals(mask, start), prefix))
 
     def at(frac: float, hour: int = 0) -> dt.datetime:
         return start + dt.timedelta(days=int(frac * days), hours=hour)

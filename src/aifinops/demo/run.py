@@ -4,20 +4,25 @@
 2. a synthetic AI company's 90-day bill is written as per-provider monthly files; one provider's last
    month first arrives month-to-date and is then restated by the full delivery;
 3. re-ingesting the sample changes nothing;
-4. the first answers (spend by provider, layer, team; tag coverage; typos) are printed and written to an
-   HTML summary beside the store.
+4. the company's GPU fleet (``gpu_fleet``) is ingested through the product's sources: inventory, Kubernetes
+   pods, Slurm jobs, Azure ML jobs (a CSV through a mapping), NVML samples and a dcgm-exporter query;
+5. the first answers (spend by provider, layer, team; tag coverage; typos; GPU cost and idle GPU cost by
+   team) are printed and written to an HTML summary beside the store.
 """
 
 from __future__ import annotations
 
 import shutil
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..analysis import costs as costs_mod
+from ..analysis import gpu_allocation
 from ..analysis import tags as tags_mod
 from ..analysis.layers import load_rules
 from ..analysis.windows import parse_window
@@ -28,9 +33,11 @@ from ..sources.base import sources
 from ..store.connection import Store
 from ..store.ingest import BatchResult, ingest
 from . import bundled_sample
+from .gpu_fleet import AZUREML_MAPPING, write_gpu_fleet
 from .synthetic import build_scenario, write_bill
 
 DEMO_TAG_KEYS = ["team", "project", "env", "model"]
+GPU_WINDOW = "30d"  # the GPU sections' window; the fleet's telemetry covers it (gpu_fleet's default span)
 
 
 def _month_to_date(full: Path, out: Path) -> Path:
@@ -51,18 +58,20 @@ def _say(step: str, res: BatchResult) -> None:
     print_batch(res)
 
 
-def run_demo(out: Path, seed: int = 7, settings: Settings | None = None) -> Path:
+def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: int = 90) -> Path:
+    """Build the demo store in ``out`` and write its summary; ``days`` shortens the company's history (tests)."""
     settings = settings or Settings()
     out.mkdir(parents=True, exist_ok=True)
     db = out / "aifinops.duckdb"
-    for stale in (db, Path(f"{db}.wal"), out / "bill", out / "deliveries"):
+    for stale in (db, Path(f"{db}.wal"), out / "bill", out / "deliveries", out / "gpu"):
         if stale.is_dir():
             shutil.rmtree(stale)
         elif stale.exists():
             stale.unlink()
     focus = sources.get("focus")()
-    scenario = build_scenario(seed=seed)
+    scenario = build_scenario(seed=seed, days=days)
     files = write_bill(scenario, out / "bill")
+    fleet = write_gpu_fleet(scenario, out / "gpu", telemetry_days=int(GPU_WINDOW[:-1]))
     latest = max(files, key=lambda p: p.name)  # the newest month of the first provider, by file name
     mtd = _month_to_date(latest, out / "deliveries" / f"{latest.stem}-month-to-date.parquet")
 
@@ -70,9 +79,21 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None) -> Path
         sample = ingest(store, focus, [bundled_sample()])
         _say("1. the FinOps Foundation's FOCUS 1.0 sample, normalised to FOCUS 1.2", sample)
         _say(f"2a. a month-to-date delivery ({mtd.name})", ingest(store, focus, [mtd]))
-        _say("2b. the full 90-day bill: one batch of monthly files; it restates the month-to-date rows",
+        _say(f"2b. the full {days}-day bill: one batch of monthly files; it restates the month-to-date rows",
              ingest(store, focus, [out / "bill"]))
         _say("3. the sample again: same content, nothing changes", ingest(store, focus, [bundled_sample()]))
+        gpu_steps = (
+            ("4a. GPU nodes: the inventory, tied to the bill by ResourceId", "inventory", {}, [fleet.inventory]),
+            ("4b. Kubernetes pods: kubectl get pods -A -o json of each cluster", "kubernetes", {}, fleet.pods),
+            ("4c. Slurm jobs: sacct --parsable2 --allocations of each cluster", "slurm", {}, fleet.sacct),
+            ("4d. Azure ML jobs: a CSV read through a column mapping", "workloads-csv", AZUREML_MAPPING,
+             [fleet.azureml]),
+            (f"4e. GPU samples: NVML agent Parquet, one file per node, last {GPU_WINDOW} every 5 min", "nvml", {},
+             fleet.nvml),
+            ("4f. GPU samples of the MIG node: a dcgm-exporter query_range answer", "dcgm", {}, fleet.dcgm),
+        )
+        for step, kind, options, paths in gpu_steps:
+            _say(step, ingest(store, sources.get(kind)(**options), list(paths)))
 
         t = store.ibis().table("focus_charges")
         rules = load_rules(settings.layers_file)
@@ -84,6 +105,25 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None) -> Path
             return expr.to_pyarrow().to_pylist()  # type: ignore[attr-defined]
 
         by = costs_mod.parse_by
+        gpu_window = parse_window(GPU_WINDOW, end)
+        by_team, idle_by_team = _gpu_by_team(store, gpu_window, settings)
+        gpu_total = sum((r["gpuCost"] for r in by_team), Decimal(0))
+        gpu_idle = sum((r["idleCost"] for r in idle_by_team), Decimal(0))
+        gpu_sections = [
+            Section(f"GPU cost by team (last {GPU_WINDOW})", by_team, ("team", "gpuCost"), note=(
+                "Every dollar the GPU nodes' bill charged in the window, split between the workloads that held "
+                "their GPUs (Kubernetes pods, Slurm and Azure ML jobs) and __idle__ (no workload held them). "
+                "team is the workload's team label; Slurm jobs carry none, so their Slurm account (named after "
+                "the team) stands in. gpuEfficiency: used / allocated GPU-hours (SM activity). "
+                "gpuCostAllocatedIdle: held at under 5% activity; gpuCostInefficiency: the unused part of GPUs "
+                "held above it. The __idle__ gpuHours also count the hours of stopped instances, which cost $0.")),
+            Section(f"Idle GPU cost by team (last {GPU_WINDOW})", idle_by_team, ("team", "idleCost"), note=(
+                "What each team's GPUs cost while doing no work: unallocatedIdleCost (the team's nodes when no "
+                "workload held their GPUs: __idle__ charged to the node owner, share-idle owner) + "
+                "allocatedIdleCost (GPUs its workloads held at under 5% activity) + inefficiencyCost (the "
+                "unused part, 1 - activity, of GPUs held above that). gpuCost is everything the team's GPU "
+                "nodes cost; share = idleCost / gpuCost.")),
+        ]
         sections = [
             Section("Spend by provider", q(costs_mod.cost_by(ai, by("ProviderName"), window)),
                     ("ProviderName", "cost")),
@@ -100,6 +140,7 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None) -> Path
             Section("Largest resources missing team, project or env",
                     q(tags_mod.untagged_resources(ai, DEMO_TAG_KEYS[:3], window, 10))),
             Section("Tag keys and values that look like typos", q(tags_mod.typo_pairs(ai, window))),
+            *gpu_sections,
             Section("FOCUS sample (real data, Sep 2024): spend by provider and layer",
                     q(costs_mod.cost_by(t.filter(t._batch_id == sample.batch_id), by("ProviderName,layer"),
                                         parse_window("all", None), rules=rules))),
@@ -113,16 +154,22 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None) -> Path
             "AI company spend": f"${total:,.0f}",
             "GPU share": _share(sections[1].rows, "compute-gpu", total),
             "fully tagged": f"{float(sections[5].rows[-1]['share']):.0%}",
+            f"GPU cost ({GPU_WINDOW})": f"${gpu_total:,.0f}",
+            "idle GPU share": f"{float(gpu_idle / gpu_total):.0%}" if gpu_total else "n/a",
             "charges in store": f"{store.con.execute('SELECT count(*) FROM focus_charges').fetchone()[0]:,}",
         }
-    for s in sections[:3] + sections[5:8]:
+    for s in sections[:3] + sections[5:8] + gpu_sections[1:]:
         console.rule(f"[bold]{s.title}")
         render(s.rows[:15])
-    html = write_summary(out / "summary.html", "aifinops demo: an AI company's cloud bill", sections, facts)
+    html = write_summary(out / "summary.html", "aifinops demo: an AI company's cloud bill and GPU fleet", sections,
+                         facts)
     console.rule("[bold]done")
     console.print(f"store: {db}\nHTML summary: {html}\n"
                   f"try: aifinops --db {db} costs --by tag:team,layer --window 30d\n"
                   f"     aifinops --db {db} tags --keys {','.join(DEMO_TAG_KEYS)}\n"
+                  f"     aifinops --db {db} allocation --window {GPU_WINDOW} --aggregate label:team,label:account "
+                  "--share-idle owner\n"
+                  f"     aifinops --db {db} gpu utilization --by node_pool --window {GPU_WINDOW} --accumulate window\n"
                   f"     aifinops --db {db} batches")
     return html
 
@@ -130,3 +177,47 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None) -> Path
 def _share(rows: list[dict[str, object]], layer: str, total: object) -> str:
     value = next((r["cost"] for r in rows if r["layer"] == layer), 0)
     return f"{float(value) / float(total):.0%}" if total else "n/a"  # type: ignore[arg-type]
+
+
+_MONEY = ("gpuCost", "gpuCostAllocatedIdle", "gpuCostInefficiency")
+
+
+def _team_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Allocation rows by (label:team, label:account) folded to one row per team: the team label, else the
+    Slurm account. Efficiency is recombined weighted by GPU-hours, exact when every held hour has samples
+    (true in the demo's window, which the telemetry covers)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        team = r["label:team"] if r["label:team"] != gpu_allocation.UNALLOCATED else r["label:account"]
+        t = out.setdefault(team, {"team": team, "gpuHours": 0.0, **{m: Decimal(0) for m in _MONEY},
+                                  "_used": 0.0, "_seen": 0.0, "energyKwh": 0.0})
+        t["gpuHours"] += r["gpuHours"] or 0
+        t["energyKwh"] += r["energyKwh"] or 0
+        for m in _MONEY:
+            t[m] += r[m] or 0
+        if r["gpuEfficiency"] is not None:
+            t["_used"] += r["gpuEfficiency"] * r["gpuHours"]
+            t["_seen"] += r["gpuHours"]
+    return out
+
+
+def _gpu_by_team(store: Store, window: Any, settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(GPU cost by team with idle its own line, idle GPU cost by team) over ``window``."""
+    by = ["label:team", "label:account"]
+    alone = _team_rows(gpu_allocation.aggregate(store.con, window, by, share_idle="none", settings=settings))
+    owned = _team_rows(gpu_allocation.aggregate(store.con, window, by, share_idle="owner", settings=settings))
+    by_team = [{"team": t["team"], "gpuHours": round(t["gpuHours"]), "gpuCost": t["gpuCost"],
+                "gpuEfficiency": t["_used"] / t["_seen"] if t["_seen"] else None,
+                "gpuCostAllocatedIdle": t["gpuCostAllocatedIdle"], "gpuCostInefficiency": t["gpuCostInefficiency"],
+                "energyKwh": round(t["energyKwh"])} for t in alone.values()]
+    idle = []
+    for team, t in owned.items():
+        if team == gpu_allocation.IDLE:  # idle of nodes without an owner
+            continue
+        unallocated = t["gpuCost"] - (alone[team]["gpuCost"] if team in alone else 0)
+        waste = unallocated + t["gpuCostAllocatedIdle"] + t["gpuCostInefficiency"]
+        idle.append({"team": team, "gpuCost": t["gpuCost"], "unallocatedIdleCost": unallocated,
+                     "allocatedIdleCost": t["gpuCostAllocatedIdle"], "inefficiencyCost": t["gpuCostInefficiency"],
+                     "idleCost": waste, "share": float(waste / t["gpuCost"]) if t["gpuCost"] else None})
+    key = lambda r: (r["team"] == gpu_allocation.IDLE, -r["gpuCost"])  # noqa: E731
+    return sorted(by_team, key=key), sorted(idle, key=lambda r: -r["idleCost"])
