@@ -314,3 +314,25 @@ def test_a_workload_without_a_start_began_before_the_data(store: Store) -> None:
     job(store, "old", "n10", 1, start=None, end="2026-10-01 00:30")
     rows = by(aggregate(store.con, HOUR, ["workload"]))
     assert rows["old"]["gpuHours"] == pytest.approx(0.5) and rows["old"]["gpuCost"] == D("2.5")
+
+
+def test_a_stopped_instance_has_no_idle_hours(store: Store, tmp_path) -> None:
+    """i-s bills $8 for 00:00-01:00 only; the ledger runs to 02:00 (another resource), so 01:00-02:00 the
+    instance was stopped: no cost, no capacity, no idle GPU-hours. After the ledger's end (02:00-03:00) the
+    bill has not arrived yet, and the inventory price ($5/h) stands in."""
+    from helpers import write_focus_csv
+
+    from aifinops.sources.base import sources
+    from aifinops.store.ingest import ingest
+
+    bill = [{"ResourceId": "i-s", "EffectiveCost": "8", "BilledCost": "8", "ChargePeriodStart": "2026-10-01T00:00:00Z",
+             "ChargePeriodEnd": "2026-10-01T01:00:00Z"},
+            {"ResourceId": "bucket", "EffectiveCost": "1", "BilledCost": "1",
+             "ChargePeriodStart": "2026-10-01T01:00:00Z", "ChargePeriodEnd": "2026-10-01T02:00:00Z"}]
+    ingest(store, sources.get("focus")(), [write_focus_csv(tmp_path / "bill.csv", bill)])
+    node(store, "ns", 2, "5", resource_id="i-s")
+    window = Window(datetime(2026, 10, 1, 0), datetime(2026, 10, 1, 3))
+    hourly = {r["bucket"].hour: r for r in allocate(store.con, window).rows if r["kind"] == "idle"}
+    assert [(hourly[h]["gpuCost"], hourly[h]["gpuHours"], hourly[h]["cost_source"]) for h in (0, 1, 2)] == [
+        (D(8), 2.0, "bill"), (D(0), 0.0, "stopped"), (D(5), 2.0, "price")]
+    assert fleet_cost(store.con, window) == D(13)

@@ -6,7 +6,9 @@ The steps, in order (OpenCost-style, written as one SQL statement so that it run
 1. Buckets: the window cut into hours (the last one may be shorter).
 2. Node cost per bucket, from the first of:
    a. the node's bill: each FOCUS charge of its ``ResourceId``, prorated by how much of the charge period
-      falls in the bucket (``EffectiveCost``: what was really paid, discounts and commitments included);
+      falls in the bucket (``EffectiveCost``: what was really paid, discounts and commitments included).
+      An hour the bill does not charge, before the ledger ends, is a stopped instance: no cost and no
+      capacity (``cost_source`` = stopped), so a stopped GPU is never counted as an idle one;
    b. the inventory's ``hourly_price``;
    c. an on-prem TCO rule (``onprem_tco``): purchase price over the node's life + power x $/kWh x PUE, plus
       overhead (power is the rule's ``power_kw``, else the GPUs at their TDP);
@@ -211,15 +213,28 @@ hours AS (
   JOIN hours h ON c."ChargePeriodStart" < h.bucket_end AND c."ChargePeriodEnd" > h.bucket
   GROUP BY ALL
 ), node_cost AS (
-  SELECT n.*, h.bucket, h.bucket_end, h.bucket_hours,
-         CAST(coalesce(b.cost,
+  -- A node with a bill runs in the hours its bill charges; an hour without a charge before the ledger ends
+  -- is a stopped instance (no cost, no capacity: its GPUs were not there to be idle). After the ledger
+  -- ends (bills arrive late) and for nodes without any bill, the price applies.
+  SELECT *, CASE WHEN running THEN bucket_hours ELSE 0 END AS cap_hours FROM (
+    SELECT n.*, h.bucket, h.bucket_end, h.bucket_hours,
+           b.cost IS NOT NULL OR n.resource_id IS NULL OR h.bucket >= ledger.end_ts
+             OR NOT EXISTS (SELECT 1 FROM focus_charges c WHERE c."ResourceId" = n.resource_id) AS running,
+           CAST(CASE WHEN b.cost IS NOT NULL THEN b.cost
+                     WHEN n.resource_id IS NOT NULL AND h.bucket < ledger.end_ts
+                          AND EXISTS (SELECT 1 FROM focus_charges c WHERE c."ResourceId" = n.resource_id) THEN 0
+                     ELSE coalesce(
                        CASE WHEN h.bucket_hours = 1 THEN n.hourly_price ELSE n.hourly_price * h.bucket_hours END,
                        {tco_hour} * h.bucket_hours,
-                       n.per_gpu * n.gpu_count * h.bucket_hours, 0) AS {MONEY}) AS cost,
-         CASE WHEN b.cost IS NOT NULL THEN 'bill' WHEN n.hourly_price IS NOT NULL THEN 'price'
-              WHEN n.tco IS NOT NULL THEN 'tco' WHEN n.per_gpu IS NOT NULL THEN 'price table'
-              ELSE 'none' END AS cost_source
-  FROM nodes n CROSS JOIN hours h LEFT JOIN bill b ON b.node = n.node AND b.bucket = h.bucket
+                       n.per_gpu * n.gpu_count * h.bucket_hours, 0) END AS {MONEY}) AS cost,
+           CASE WHEN b.cost IS NOT NULL THEN 'bill'
+                WHEN n.resource_id IS NOT NULL AND h.bucket < ledger.end_ts
+                     AND EXISTS (SELECT 1 FROM focus_charges c WHERE c."ResourceId" = n.resource_id) THEN 'stopped'
+                WHEN n.hourly_price IS NOT NULL THEN 'price'
+                WHEN n.tco IS NOT NULL THEN 'tco' WHEN n.per_gpu IS NOT NULL THEN 'price table'
+                ELSE 'none' END AS cost_source
+    FROM nodes n CROSS JOIN hours h LEFT JOIN bill b ON b.node = n.node AND b.bucket = h.bucket
+    CROSS JOIN (SELECT coalesce(max("ChargePeriodEnd"), '-infinity'::TIMESTAMP) AS end_ts FROM focus_charges) ledger)
 ), pools AS (
   SELECT *, cost - cpu_pool - ram_pool AS gpu_pool FROM (
     SELECT *, CAST({_floor12(f"CAST(cost AS DOUBLE) * {cpu!r}")} AS {MONEY}) AS cpu_pool,
@@ -279,7 +294,7 @@ workload_nodes AS (
            / nullif(sum(n_pw) FILTER (WHERE pod IS NULL AND job IS NULL), 0) AS free_power_w
   FROM sample_groups GROUP BY ALL
 ), alloc AS (
-  SELECT hd.*, p.gpu_count, p.cpu_cores, p.memory_mib, p.bucket_hours, p.owner, p.node_pool, p.cost_source,
+  SELECT hd.*, p.gpu_count, p.cpu_cores, p.memory_mib, p.cap_hours, p.owner, p.node_pool, p.cost_source,
          p.gpu_pool, p.cpu_pool, p.ram_pool, p.tdp_w, p.carbon_g,
          hd.gpu_share * hd.hrs AS gpu_hours, hd.cpu_req * hd.hrs AS cpu_hours, hd.mem_req * hd.hrs AS mem_hours,
          CASE {pick} END AS activity_scope, CASE {act} END AS activity, CASE {metric} END AS activity_metric,
@@ -291,13 +306,14 @@ workload_nodes AS (
   LEFT JOIN node_tel nt ON nt.node = hd.node AND nt.bucket = hd.bucket
 ), priced AS (
   SELECT *,
-         CAST({_floor12("CAST(gpu_pool AS DOUBLE) * gpu_hours / greatest(gpu_count * bucket_hours, node_gpu)")}
-              AS {MONEY}) AS gpu_cost,
+         CASE WHEN gpu_hours > 0 AND gpu_pool <> 0 THEN CAST({_floor12(
+             "CAST(gpu_pool AS DOUBLE) * gpu_hours / greatest(gpu_count * cap_hours, node_gpu)")}
+              AS {MONEY}) ELSE 0 END AS gpu_cost,
          CASE WHEN cpu_hours > 0 AND cpu_pool <> 0 THEN CAST({_floor12(
-             "CAST(cpu_pool AS DOUBLE) * cpu_hours / greatest(coalesce(cpu_cores * bucket_hours, 0), node_cpu)")}
+             "CAST(cpu_pool AS DOUBLE) * cpu_hours / greatest(coalesce(cpu_cores * cap_hours, 0), node_cpu)")}
               AS {MONEY}) ELSE 0 END AS cpu_cost,
          CASE WHEN mem_hours > 0 AND ram_pool <> 0 THEN CAST({_floor12(
-             "CAST(ram_pool AS DOUBLE) * mem_hours / greatest(coalesce(memory_mib * bucket_hours, 0), node_mem)")}
+             "CAST(ram_pool AS DOUBLE) * mem_hours / greatest(coalesce(memory_mib * cap_hours, 0), node_mem)")}
               AS {MONEY}) ELSE 0 END AS ram_cost,
          CASE WHEN power_w IS NOT NULL THEN gpu_hours * power_w / 1000.0
               WHEN activity IS NOT NULL THEN gpu_hours * tdp_w * activity / 1000.0 END AS energy_kwh,
@@ -324,18 +340,18 @@ workload_nodes AS (
   FROM used
   UNION ALL
   SELECT p.bucket, p.node, 'idle', '{IDLE}', NULL, NULL, NULL, p.owner, p.node_pool, p.cost_source,
-         greatest(p.gpu_count * p.bucket_hours - coalesce(sum(u.gpu_hours), 0), 0),
-         greatest(coalesce(p.cpu_cores * p.bucket_hours, 0) - coalesce(sum(u.cpu_hours), 0), 0),
-         greatest(coalesce(p.memory_mib * p.bucket_hours, 0) - coalesce(sum(u.mem_hours), 0), 0),
+         greatest(p.gpu_count * p.cap_hours - coalesce(sum(u.gpu_hours), 0), 0),
+         greatest(coalesce(p.cpu_cores * p.cap_hours, 0) - coalesce(sum(u.cpu_hours), 0), 0),
+         greatest(coalesce(p.memory_mib * p.cap_hours, 0) - coalesce(sum(u.mem_hours), 0), 0),
          p.gpu_pool - coalesce(sum(u.gpu_cost), 0), p.cpu_pool - coalesce(sum(u.cpu_cost), 0),
          p.ram_pool - coalesce(sum(u.ram_cost), 0), p.gpu_pool - coalesce(sum(u.gpu_cost), 0), NULL, NULL, NULL,
-         greatest(p.gpu_count * p.bucket_hours - coalesce(sum(u.gpu_hours), 0), 0) * any_value(nt.free_power_w)
+         greatest(p.gpu_count * p.cap_hours - coalesce(sum(u.gpu_hours), 0), 0) * any_value(nt.free_power_w)
            / 1000.0, false,
-         greatest(p.gpu_count * p.bucket_hours - coalesce(sum(u.gpu_hours), 0), 0) * any_value(nt.free_power_w)
+         greatest(p.gpu_count * p.cap_hours - coalesce(sum(u.gpu_hours), 0), 0) * any_value(nt.free_power_w)
            / 1000.0 * p.carbon_g / 1000.0
   FROM pools p LEFT JOIN used u ON u.node = p.node AND u.bucket = p.bucket
   LEFT JOIN node_tel nt ON nt.node = p.node AND nt.bucket = p.bucket
-  GROUP BY p.bucket, p.node, p.owner, p.node_pool, p.cost_source, p.gpu_count, p.bucket_hours, p.cpu_cores,
+  GROUP BY p.bucket, p.node, p.owner, p.node_pool, p.cost_source, p.gpu_count, p.cap_hours, p.cpu_cores,
            p.memory_mib, p.gpu_pool, p.cpu_pool, p.ram_pool, p.carbon_g
 )"""
 
