@@ -232,8 +232,10 @@ def test_share_idle_to_the_owner(fleet: Store) -> None:
     from aifinops.analysis.gpu_allocation import aggregate
 
     fleet.con.execute("UPDATE gpu_nodes SET owner = 'research' WHERE node = 'node-b'")
-    by_owner = {r["owner"]: r["totalCost"] for r in aggregate(fleet.con, WINDOW, ["owner"], share_idle="owner")}
+    owners = {r["owner"]: r for r in aggregate(fleet.con, WINDOW, ["owner"], share_idle="owner")}
+    by_owner = {k: r["totalCost"] for k, r in owners.items()}
     assert by_owner["research"] == D("20")  # node-b's workloads and its idle
+    assert owners["research"]["gpuCostUnallocated"] == D("8.75") + D("0.000000000001")  # that idle, on its own
     assert by_owner[IDLE] == D("160") - D("80") - D("1.428571428570")  # node-a has no owner: idle stays idle
     with pytest.raises(ValueError, match="unknown share-idle"):
         aggregate(fleet.con, WINDOW, ["owner"], share_idle="split")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from aifinops.sources.base import Source
+from aifinops.sources.base import Source, SourceError
 from aifinops.sources.slurm import FORMAT, SlurmSource
 from aifinops.store.connection import Store
 from aifinops.store.ingest import BatchResult, IngestError, ingest
@@ -63,7 +63,8 @@ def test_recorded_sacct_parses_exactly(store):
     labels, state, tres, kinds = store.con.execute(
         "SELECT labels, annotations['slurm.state'], annotations['slurm.alloc_tres'], source || '/' || kind "
         "FROM workloads WHERE workload_id = '4104'").fetchone()
-    assert labels == {"user": "dave", "account": "vision", "partition": "interactive", "job_name": "notebook"}
+    assert labels == {"user": "dave", "account": "vision", "partition": "interactive", "job_name": "notebook",
+                      "team": "vision"}
     assert (state, kinds) == ("CANCELLED by 1042", "slurm/slurm-job")
     assert tres == "billing=4,cpu=4,gres/gpu:1g.10gb=1,mem=16G,node=1"
     assert store.con.execute("SELECT _row FROM workloads ORDER BY _row").fetchall() == [(i,) for i in range(1, 12)]
@@ -76,6 +77,14 @@ def test_noheader_and_local_time(store, tmp_path):
     got = store.con.execute("SELECT workload_id, start_ts, end_ts FROM workloads ORDER BY _row").fetchall()
     assert got == [("4101", D(2026, 11, 20, 9), D(2026, 11, 20, 21, 30)),  # CET = UTC+1 in November
                    ("4102", D(2026, 11, 20, 10), D(2026, 11, 20, 10, 45, 12))]
+
+
+def test_the_team_label_comes_from_the_account_or_another_field(store, tmp_path):
+    load(store, SlurmSource(team_from="user"), [SACCT])
+    teams = dict(store.con.execute("SELECT workload_id, labels['team'] FROM workloads").fetchall())
+    assert teams["4104"] == "dave"
+    with pytest.raises(SourceError, match="team_from"):
+        SlurmSource(team_from="colour")
 
 
 def test_a_header_in_another_order_with_fewer_fields(store, tmp_path):

@@ -491,7 +491,9 @@ def aggregate(con: duckdb.DuckDBPyConnection, window: Window, by: list[str], idl
     Columns follow OpenCost's names (``gpuHours``, ``cpuCoreHours``, ``ramByteHours``, ``gpuCost``, ``cpuCost``,
     ``ramCost``, ``gpuCostIdle``, ``sharedCost``, ``gpuEfficiency``, ``totalCost``) plus the two other kinds of
     idle: ``gpuCostAllocatedIdle`` (held at an activity below ``idle_threshold``) and ``gpuCostInefficiency``
-    (the unused part, 1 - activity, of GPUs held above it); ``gpuCostByUse`` (the cost weighted by use);
+    (the unused part, 1 - activity, of GPUs held above it); ``gpuCostUnallocated``, the unallocated idle in the
+    group (the ``__idle__`` line, or the owner's line with ``share_idle="owner"``: one call gives a team's
+    idle of all three kinds); ``gpuCostByUse`` (the cost weighted by use);
     ``energyKwh`` (``energyEstimatedKwh`` of it from TDP x activity) and ``co2eKg``. ``gpuEfficiency`` is used
     / allocated GPU-hours over the hours with telemetry (NULL without any). ``accumulate`` is ``window`` (one
     row per group, OpenCost's ``accumulate=true``), ``hour`` or ``day`` (a row per group and period)."""
@@ -516,6 +518,7 @@ def aggregate(con: duckdb.DuckDBPyConnection, window: Window, by: list[str], idl
                coalesce(sum("gpuCost") FILTER (WHERE {held} AND activity < $threshold), 0) AS "gpuCostAllocatedIdle",
                coalesce(sum(CAST("gpuCost" * (1 - activity) AS {MONEY}))
                         FILTER (WHERE {held} AND activity >= $threshold), 0) AS "gpuCostInefficiency",
+               coalesce(sum("gpuCost") FILTER (WHERE kind = 'idle'), 0) AS "gpuCostUnallocated",
                sum("energyKwh") AS "energyKwh", coalesce(sum("energyKwh") FILTER (WHERE energy_estimated), 0)
                  AS "energyEstimatedKwh", sum("co2eKg") AS "co2eKg"
             FROM ({allocation_sql(Costing.from_settings(settings, gpu_prices), opts)}) GROUP BY ALL

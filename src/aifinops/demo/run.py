@@ -113,10 +113,10 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
             Section(f"GPU cost by team (last {GPU_WINDOW})", by_team, ("team", "gpuCost"), note=(
                 "Every dollar the GPU nodes' bill charged in the window, split between the workloads that held "
                 "their GPUs (Kubernetes pods, Slurm and Azure ML jobs) and __idle__ (no workload held them). "
-                "team is the workload's team label; Slurm jobs carry none, so their Slurm account (named after "
-                "the team) stands in. gpuEfficiency: used / allocated GPU-hours (SM activity). "
+                "team is the workload's team label (a Slurm job's is its account). "
+                "gpuEfficiency: used / allocated GPU-hours (SM activity). "
                 "gpuCostAllocatedIdle: held at under 5% activity; gpuCostInefficiency: the unused part of GPUs "
-                "held above it. The __idle__ gpuHours also count the hours of stopped instances, which cost $0.")),
+                "held above it. Hours an instance was stopped count neither as cost nor as idle.")),
             Section(f"Idle GPU cost by team (last {GPU_WINDOW})", idle_by_team, ("team", "idleCost"), note=(
                 "What each team's GPUs cost while doing no work: unallocatedIdleCost (the team's nodes when no "
                 "workload held their GPUs: __idle__ charged to the node owner, share-idle owner) + "
@@ -167,7 +167,7 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
     console.print(f"store: {db}\nHTML summary: {html}\n"
                   f"try: aifinops --db {db} costs --by tag:team,layer --window 30d\n"
                   f"     aifinops --db {db} tags --keys {','.join(DEMO_TAG_KEYS)}\n"
-                  f"     aifinops --db {db} allocation --window {GPU_WINDOW} --aggregate label:team,label:account "
+                  f"     aifinops --db {db} allocation --window {GPU_WINDOW} --aggregate label:team "
                   "--share-idle owner\n"
                   f"     aifinops --db {db} gpu utilization --by node_pool --window {GPU_WINDOW} --accumulate window\n"
                   f"     aifinops --db {db} batches")
@@ -179,45 +179,21 @@ def _share(rows: list[dict[str, object]], layer: str, total: object) -> str:
     return f"{float(value) / float(total):.0%}" if total else "n/a"  # type: ignore[arg-type]
 
 
-_MONEY = ("gpuCost", "gpuCostAllocatedIdle", "gpuCostInefficiency")
-
-
-def _team_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Allocation rows by (label:team, label:account) folded to one row per team: the team label, else the
-    Slurm account. Efficiency is recombined weighted by GPU-hours, exact when every held hour has samples
-    (true in the demo's window, which the telemetry covers)."""
-    out: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        team = r["label:team"] if r["label:team"] != gpu_allocation.UNALLOCATED else r["label:account"]
-        t = out.setdefault(team, {"team": team, "gpuHours": 0.0, **{m: Decimal(0) for m in _MONEY},
-                                  "_used": 0.0, "_seen": 0.0, "energyKwh": 0.0})
-        t["gpuHours"] += r["gpuHours"] or 0
-        t["energyKwh"] += r["energyKwh"] or 0
-        for m in _MONEY:
-            t[m] += r[m] or 0
-        if r["gpuEfficiency"] is not None:
-            t["_used"] += r["gpuEfficiency"] * r["gpuHours"]
-            t["_seen"] += r["gpuHours"]
-    return out
-
-
 def _gpu_by_team(store: Store, window: Any, settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(GPU cost by team with idle its own line, idle GPU cost by team) over ``window``."""
-    by = ["label:team", "label:account"]
-    alone = _team_rows(gpu_allocation.aggregate(store.con, window, by, share_idle="none", settings=settings))
-    owned = _team_rows(gpu_allocation.aggregate(store.con, window, by, share_idle="owner", settings=settings))
-    by_team = [{"team": t["team"], "gpuHours": round(t["gpuHours"]), "gpuCost": t["gpuCost"],
-                "gpuEfficiency": t["_used"] / t["_seen"] if t["_seen"] else None,
-                "gpuCostAllocatedIdle": t["gpuCostAllocatedIdle"], "gpuCostInefficiency": t["gpuCostInefficiency"],
-                "energyKwh": round(t["energyKwh"])} for t in alone.values()]
+    """(GPU cost by team with idle its own line, idle GPU cost by team) over ``window``. Slurm jobs carry their
+    account as the team label (the slurm source's ``team_from``), so one grouping covers every scheduler."""
+    alone = gpu_allocation.aggregate(store.con, window, ["label:team"], share_idle="none", settings=settings)
+    by_team = [{"team": r["label:team"], "gpuHours": round(r["gpuHours"]), "gpuCost": r["gpuCost"],
+                "gpuEfficiency": r["gpuEfficiency"], "gpuCostAllocatedIdle": r["gpuCostAllocatedIdle"],
+                "gpuCostInefficiency": r["gpuCostInefficiency"], "energyKwh": round(r["energyKwh"] or 0)}
+               for r in alone]
     idle = []
-    for team, t in owned.items():
-        if team == gpu_allocation.IDLE:  # idle of nodes without an owner
+    for r in gpu_allocation.aggregate(store.con, window, ["label:team"], share_idle="owner", settings=settings):
+        if r["label:team"] == gpu_allocation.IDLE:  # idle of nodes without an owner
             continue
-        unallocated = t["gpuCost"] - (alone[team]["gpuCost"] if team in alone else 0)
-        waste = unallocated + t["gpuCostAllocatedIdle"] + t["gpuCostInefficiency"]
-        idle.append({"team": team, "gpuCost": t["gpuCost"], "unallocatedIdleCost": unallocated,
-                     "allocatedIdleCost": t["gpuCostAllocatedIdle"], "inefficiencyCost": t["gpuCostInefficiency"],
-                     "idleCost": waste, "share": float(waste / t["gpuCost"]) if t["gpuCost"] else None})
+        waste = r["gpuCostUnallocated"] + r["gpuCostAllocatedIdle"] + r["gpuCostInefficiency"]
+        idle.append({"team": r["label:team"], "gpuCost": r["gpuCost"], "unallocatedIdleCost": r["gpuCostUnallocated"],
+                     "allocatedIdleCost": r["gpuCostAllocatedIdle"], "inefficiencyCost": r["gpuCostInefficiency"],
+                     "idleCost": waste, "share": float(waste / r["gpuCost"]) if r["gpuCost"] else None})
     key = lambda r: (r["team"] == gpu_allocation.IDLE, -r["gpuCost"])  # noqa: E731
     return sorted(by_team, key=key), sorted(idle, key=lambda r: -r["idleCost"])

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+
+from .display import cell
 
 
 @dataclass
@@ -22,21 +23,7 @@ class Section:
 
 
 def _fmt(name: str, v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, Decimal | float) and name in ("share", "coverage"):
-        return f"{float(v):.1%}"
-    if isinstance(v, Decimal):
-        return f"{v:,.2f}"
-    if isinstance(v, float):
-        return f"{v:,.4g}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, datetime):
-        return v.strftime("%Y-%m-%d")
-    if isinstance(v, list):
-        return ", ".join(map(str, v))
-    return str(v)
+    return cell(name, v)
 
 
 def _bars(section: Section) -> list[dict[str, Any]]:

@@ -26,7 +26,9 @@ One row per allocation, ``workload_id`` = JobID as sacct prints it (array tasks 
   Elapsed and AllocTRES are kept in ``annotations`` (``slurm.*``).
 - ``exit_code`` is the ExitCode's code, or 128 + signal when a signal ended the job (``0:9`` -> 137),
   the convention shells and Kubernetes report, so the two sources compare.
-- ``labels``: user, account, partition, job_name.
+- ``labels``: user, account, partition, job_name, and ``team``: by default the Slurm account (the unit a
+  cluster bills), so that ``--aggregate label:team`` puts Slurm jobs beside Kubernetes pods; the option
+  ``team_from`` names another field (``user``, ``partition``) or ``none``.
 
 Bad lines: a line with another number of fields (a job name holding ``|``), a job step, a line without
 JobID, a Start or End that is not a sacct time, an end before its start, and a GPU entry of AllocTRES
@@ -40,7 +42,7 @@ checked: no rule reads it, and sacct adds states across versions.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from ..model.checks import ERROR, WARNING, Check, sql_ident, sql_str
 from ..model.gpu import DEFAULT_MIG_SLICES, MIG_SLICES
@@ -104,6 +106,7 @@ class SlurmSource(Source):
     class Options(Source.Options):
         header: bool = True  # false for sacct --noheader: fields in FORMAT order
         timezone: str = "UTC"  # the cluster's time zone: sacct prints local times
+        team_from: Literal["account", "user", "partition", "none"] = "account"  # which field is the team label
 
     def files(self, paths: list[str | Path]) -> list[SourceFile]:
         """Paths -> files: named files whatever their name; in folders, ``.txt``/``.psv``/``.sacct``/``.out``
@@ -152,6 +155,9 @@ class SlurmSource(Source):
         code, signal = (f"TRY_CAST(split_part({raw['ExitCode']}, ':', {i}) AS INTEGER)" for i in (1, 2))
         state = raw["State"]
 
+        field = {"account": "Account", "user": "User", "partition": "Partition"}.get(self.options.team_from)
+        team = {"team": raw[field]} if field and field in raw else {}
+
         def entries(pairs: dict[str, str]) -> str:
             items = ", ".join(f"{{'k': {sql_str(k)}, 'v': {v}}}" for k, v in pairs.items())
             return f"map_from_entries(list_filter([{items}], lambda e: e.v IS NOT NULL))"
@@ -169,7 +175,7 @@ class SlurmSource(Source):
             "memory_request_mib": f"TRY_CAST({mem}.n AS DOUBLE) * CASE {mem}.u WHEN 'K' THEN 1.0 / 1024 "
                                   "WHEN 'G' THEN 1024 WHEN 'T' THEN 1048576 WHEN 'P' THEN 1073741824 ELSE 1 END",
             "labels": entries({"user": raw["User"], "account": raw["Account"], "partition": raw["Partition"],
-                               "job_name": raw["JobName"]}),
+                               "job_name": raw["JobName"], **team}),
             "annotations": entries({"slurm.state": state, "slurm.exit_code": raw["ExitCode"],
                                     "slurm.elapsed": raw["Elapsed"], "slurm.alloc_tres": tres}),
             "exit_code": f"CASE WHEN {signal} > 0 THEN 128 + {signal} ELSE {code} END",

@@ -12,14 +12,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ..display import cell as _cell
+
 # Piped output (CI logs, files) gets a wide fixed width instead of Rich's 80-column fallback.
 console = Console(width=None if Console().is_terminal else 160)
 err_console = Console(stderr=True, soft_wrap=True)
 FORMATS = ("table", "csv", "json")
-MONEY_HINTS = ("cost", "billed", "effective", "spend", "amount")
-RATIO_HINTS = ("share", "efficiency", "activity", "below")  # ratios in [0, 1], shown as percentages
-
-
 def _plain(v: Any) -> Any:
     if isinstance(v, Decimal):
         return str(v.normalize()) if v == v.to_integral_value() else format(v, "f")
@@ -30,28 +28,6 @@ def _plain(v: Any) -> Any:
     if isinstance(v, dict):
         return {k: _plain(x) for k, x in v.items()}
     return v
-
-
-def _cell(name: str, v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, Decimal):
-        digits = 2 if any(h in name.lower() for h in MONEY_HINTS) else 4
-        return f"{v:,.{digits}f}"
-    if isinstance(v, float):
-        low = name.lower()
-        if low in ("share", "coverage") or any(h in low for h in RATIO_HINTS):
-            return f"{v:.1%}"
-        if any(h in low for h in MONEY_HINTS):
-            return f"{v:,.2f}"
-        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}" if abs(v) >= 1 else f"{v:.4g}"
-    if isinstance(v, datetime):
-        return v.strftime("%Y-%m-%d %H:%M") if (v.hour or v.minute) else v.strftime("%Y-%m-%d")
-    if isinstance(v, list):
-        return ", ".join(str(x) for x in v)
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)
 
 
 def render(rows: list[dict[str, Any]], fmt: str = "table", title: str | None = None,

@@ -1,0 +1,35 @@
+"""How a value looks to a person, in the CLI's tables and in the HTML summary alike: money with cents,
+ratios as percentages, big numbers without exponents, dates without a midnight."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+MONEY_HINTS = ("cost", "billed", "effective", "spend", "amount")
+RATIO_HINTS = ("share", "efficiency", "activity", "below")  # ratios in [0, 1], shown as percentages
+
+
+def cell(name: str, v: Any) -> str:
+    """``v`` of column ``name`` as text; the column name says whether a number is money or a ratio."""
+    if v is None:
+        return ""
+    low = name.lower()
+    if isinstance(v, Decimal | float) and not isinstance(v, bool) and \
+            (low == "coverage" or any(h in low for h in RATIO_HINTS)):
+        return f"{float(v):.1%}"
+    if isinstance(v, Decimal):
+        digits = 2 if any(h in low for h in MONEY_HINTS) else 4
+        return f"{v:,.{digits}f}"
+    if isinstance(v, float):
+        if any(h in low for h in MONEY_HINTS):
+            return f"{v:,.2f}"
+        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}" if abs(v) >= 1 else f"{v:.4g}"
+    if isinstance(v, datetime):
+        return v.strftime("%Y-%m-%d %H:%M") if (v.hour or v.minute) else v.strftime("%Y-%m-%d")
+    if isinstance(v, list):
+        return ", ".join(str(x) for x in v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
