@@ -166,6 +166,17 @@ def _shared_predicate(opts: AllocationSettings) -> str:
     return "(" + " OR ".join(terms) + ")" if terms else "false"
 
 
+def running_sql(n: str, bucket: str, bucket_end: str) -> str:
+    """SQL: whether node ``n`` (a row with ``resource_id``) was there in [bucket, bucket_end): a node whose bill
+    charges it in that time, or any hour of a node without a bill, or any hour after the ledger ends (bills
+    arrive late). A billed node its bill does not charge, before the ledger ends, was stopped."""
+    billed = f'EXISTS (SELECT 1 FROM focus_charges c WHERE c."ResourceId" = {n}.resource_id)'
+    return (f"({n}.resource_id IS NULL OR NOT {billed} "
+            f"OR {bucket} >= (SELECT coalesce(max(\"ChargePeriodEnd\"), '-infinity'::TIMESTAMP) FROM focus_charges) "
+            f'OR EXISTS (SELECT 1 FROM focus_charges c WHERE c."ResourceId" = {n}.resource_id '
+            f'AND c."ChargePeriodStart" < {bucket_end} AND c."ChargePeriodEnd" > {bucket}))')
+
+
 def _cost_ctes(costing: Costing, opts: AllocationSettings) -> str:
     """Steps 1-3: hours, nodes and what each node cost per hour, split into GPU, CPU and memory pools."""
     carbon_default = "NULL::DOUBLE" if costing.carbon.default_g_per_kwh is None else \

@@ -17,7 +17,7 @@ from decimal import Decimal
 import duckdb
 
 from ..model.checks import sql_str
-from .gpu_allocation import price_rows
+from .gpu_allocation import UNALLOCATED, price_rows
 from .windows import Window
 
 
@@ -30,9 +30,9 @@ def daily_capacity(con: duckdb.DuckDBPyConnection, window: Window, by: str | Non
     if by is None:
         group = "'all'"
     elif by.startswith("label:"):
-        group = f"coalesce(w.labels[{sql_str(by[6:])}], '(none)')"
+        group = f"coalesce(w.labels[{sql_str(by[6:])}], '{UNALLOCATED}')"
     elif by == "namespace":
-        group = "coalesce(w.namespace, '(none)')"
+        group = f"coalesce(w.namespace, '{UNALLOCATED}')"
     elif by == "workload":
         group = "coalesce(w.name, w.workload_id)"
     else:

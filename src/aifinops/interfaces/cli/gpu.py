@@ -9,6 +9,7 @@ import typer
 
 from ...analysis import costs as costs_mod
 from ...analysis import gpu_allocation
+from ...analysis import gpu_utilization as gpu_utilization_mod
 from ...analysis.gpu_capacity import daily_capacity
 from ...analysis.windows import Window, parse_window
 from .common import check_format, friendly, open_store, state
@@ -57,11 +58,8 @@ def allocation(
             raise costs_mod.DimensionError(str(exc)) from None
         unmatched = gpu_allocation.unmatched_workloads(store.con, w)
     total = sum((r["totalCost"] or 0) for r in rows)
-    if fmt == "table":  # the full record is in csv/json; the table leaves out columns with nothing in them
-        keep = [k for k in (rows[0] if rows else {}) if any(r[k] not in (None, 0) for r in rows)
-                or k in ("gpuHours", "gpuCost", "totalCost")]
-        rows = [{k: r[k] for k in keep} for r in rows]
-    render(rows, fmt, title=f"GPU allocation by {aggregate}", caption=f"total GPU cost {total:,.2f}; window {w}")
+    render(rows, fmt, title=f"GPU allocation by {aggregate}", caption=f"total GPU cost {total:,.2f}; window {w}",
+           drop_empty=True)
     if unmatched:
         err_console.print(f"[yellow]note[/]: {unmatched:,} workload(s) held GPUs on nodes the inventory does not "
                           "know; their GPUs have no cost to share (ingest the inventory of those nodes)")
@@ -70,7 +68,10 @@ def allocation(
 @friendly
 def gpu_capacity(
     window: Annotated[str, typer.Option(help="30d, 2026-10, START..END or all (the workloads' span).")] = "all",
-    by: Annotated[str | None, typer.Option(help="label:KEY or namespace: allocated GPU-hours per group.")] = None,
+    by: Annotated[str | None, typer.Option(
+        help="label:KEY, namespace or workload (cost per pod): allocated GPU-hours per group.")] = None,
+    accumulate: Annotated[str, typer.Option(help="day, or window (one row per group for the whole window).")]
+    = "day",
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
 ) -> None:
     """Available vs allocated GPU-hours per day, unallocated share, fractional sharing, cost at gpu_prices."""
@@ -86,14 +87,71 @@ def gpu_capacity(
         else:
             w = parse_window(window, last)
         try:
-            rows = daily_capacity(store.con, w, by, state.settings.gpu_prices)
+            rows = daily_capacity(store.con, w, by, state.settings.gpu_prices, accumulate=accumulate)
         except ValueError as exc:
             raise costs_mod.DimensionError(str(exc)) from None
-    render(rows, fmt, title="GPU capacity per day", caption=f"window {w}")
+    render(rows, fmt, title="GPU capacity per day" if accumulate == "day" else "GPU capacity over the window",
+           caption=f"window {w}", drop_empty=True)
+
+
+@friendly
+def gpu_utilization(
+    by: Annotated[str, typer.Option(help="node, gpu_model, node_pool or label:KEY.")] = "node",
+    window: Annotated[str, typer.Option(help="7d, 48h, 2026-10, START..END or all (the data's span).")] = "7d",
+    accumulate: Annotated[str, typer.Option(help="hour, day or window (one row per group).")] = "day",
+    idle_threshold: Annotated[float, typer.Option(help="Activity below which a held GPU counts as idle.")] = 0.05,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+) -> None:
+    """Utilisation and idle per GPU-hour: mean activity, shares below 5/30/50 %, partly allocated GPUs."""
+    check_format(fmt)
+    with open_store(read_only=True) as store:
+        # Relative windows end with the hour of the latest sample or workload end, so cells are clock hours.
+        first, last = store.con.execute(
+            "SELECT date_trunc('hour', least((SELECT min(ts) FROM gpu_samples WHERE NOT _superseded),"
+            " (SELECT min(start_ts) FROM workloads WHERE gpu_share > 0))),"
+            " greatest(date_trunc('hour', (SELECT max(ts) FROM gpu_samples WHERE NOT _superseded)) + INTERVAL 1 HOUR,"
+            " date_trunc('hour', (SELECT max(coalesce(end_ts, start_ts)) FROM workloads WHERE gpu_share > 0)"
+            " - INTERVAL 1 MICROSECOND) + INTERVAL 1 HOUR)").fetchone()
+        if last is None:
+            raise costs_mod.DimensionError("no GPU samples or workloads in the store: ingest them first")
+        if not store.con.execute("SELECT count(*) FROM gpu_nodes WHERE gpu_count > 0").fetchone()[0]:
+            raise costs_mod.DimensionError("no GPU nodes in the inventory, which gives the capacity: "
+                                           "run `aifinops ingest inventory nodes.csv` first")
+        w = Window(first, last) if window == "all" else parse_window(window, last)
+        try:
+            rows = gpu_utilization_mod.utilization(store.con, w, by, accumulate=accumulate,
+                                                   idle_threshold=idle_threshold)
+        except ValueError as exc:
+            raise costs_mod.DimensionError(str(exc)) from None
+    render(_utilization_table(rows) if fmt == "table" else rows, fmt,
+           title=f"GPU utilization by {by} (GPU-hours; activity over the hours with samples)",
+           caption=f"window {w}; idle: unallocated + held below {idle_threshold:.0%} activity; partly: mean "
+                   "partly allocated GPUs (bound: a lower bound); metric sm = sm_active, gr = gr_engine_active, "
+                   "util = gpu_util")
+
+
+_UTIL_HEADERS = {"gpuHours": "GPU-h", "allocatedGpuHours": "alloc", "unallocatedGpuHours": "unalloc",
+                 "telemetryGpuHours": "telemetry", "meanActivity": "activity", "shareBelow5": "below5%",
+                 "shareBelow30": "below30%", "shareBelow50": "below50%", "idleGpuHours": "idle",
+                 "partlyAllocatedGpus": "partly", "fragmentation_basis": "basis", "activity_metric": "metric"}
+_UTIL_METRICS = {"sm_active": "sm", "gr_engine_active": "gr", "gpu_util": "util"}
+
+
+def _utilization_table(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The same numbers under short headers, without ``end``, ``unknownGpuHours`` (GPU-h - telemetry) and
+    columns empty in every row, so that a row fits a terminal."""
+    drop = {"end", "unknownGpuHours"} | {k for k in (rows[0] if rows else {}) if all(r[k] is None for r in rows)}
+    out = []
+    for r in rows:
+        metric = r["activity_metric"]
+        short = {**r, "activity_metric": ",".join(_UTIL_METRICS[m] for m in str(metric).split(",")) if metric else None}
+        out.append({_UTIL_HEADERS.get(k, k): v for k, v in short.items() if k not in drop})
+    return out
 
 
 def register(app: typer.Typer) -> None:
     """Add ``allocation`` and the ``gpu`` group to ``app`` (app.py calls this once)."""
     app.command()(allocation)
     gpu_app.command("capacity")(gpu_capacity)
+    gpu_app.command("utilization")(gpu_utilization)
     app.add_typer(gpu_app, name="gpu")
