@@ -43,8 +43,8 @@ Groups (``by``): ``node``, ``gpu_model``, ``node_pool`` (inventory columns), or 
 of the workloads holding the GPUs, weighted by their placed GPU-hours, with workloads lacking the label in
 ``__unallocated__`` and the unallocated GPU-hours as ``__idle__`` (the names ``allocation`` uses; its
 telemetry is the GPUs no workload held on nodes where placement is complete; it carries the fleet's
-fragmentation, since a partly held GPU's free part is unallocated capacity). So the rows of a period add up to the fleet: gpuHours sum to the capacity
-unless a node is over-committed.
+fragmentation, since a partly held GPU's free part is unallocated capacity). So the rows of a period add
+up to the fleet: gpuHours sum to the capacity unless a node is over-committed.
 """
 
 from __future__ import annotations
