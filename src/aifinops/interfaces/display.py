@@ -15,15 +15,17 @@ def cell(name: str, v: Any) -> str:
     """``v`` of column ``name`` as text; the column name says whether a number is money or a ratio."""
     if v is None:
         return ""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
     low = name.lower()
-    if isinstance(v, Decimal | float) and not isinstance(v, bool) and \
+    money = any(h in low for h in MONEY_HINTS)  # inefficiencyCost is money, gpuEfficiency a ratio
+    if isinstance(v, Decimal | float) and not money and \
             (low == "coverage" or any(h in low for h in RATIO_HINTS)):
         return f"{float(v):.1%}"
     if isinstance(v, Decimal):
-        digits = 2 if any(h in low for h in MONEY_HINTS) else 4
-        return f"{v:,.{digits}f}"
+        return f"{v:,.{2 if money else 4}f}"
     if isinstance(v, float):
-        if any(h in low for h in MONEY_HINTS):
+        if money:
             return f"{v:,.2f}"
         return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}" if abs(v) >= 1 else f"{v:.4g}"
     if isinstance(v, datetime):
