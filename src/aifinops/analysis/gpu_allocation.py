@@ -181,8 +181,11 @@ def _cost_ctes(costing: Costing, opts: AllocationSettings) -> str:
     """Steps 1-3: hours, nodes and what each node cost per hour, split into GPU, CPU and memory pools."""
     carbon_default = "NULL::DOUBLE" if costing.carbon.default_g_per_kwh is None else \
         f"{float(costing.carbon.default_g_per_kwh)!r}::DOUBLE"
-    tco_hour = ("(n.tco.capex_hour + coalesce(n.tco.power_kw, n.gpu_count * n.tdp_w / 1000.0, 0) * n.tco.kwh_cost)"
-                " * n.tco.factor")
+    def rule(f: str) -> str:  # a field of the node's TCO rule (a struct column named like the rules CTE)
+        return f"struct_extract(tco, '{f}')"
+
+    tco_hour = (f"({rule('capex_hour')} + coalesce({rule('power_kw')}, gpu_count * tdp_w / 1000.0, 0) "
+                f"* {rule('kwh_cost')}) * {rule('factor')}")
     cpu, mem = float(opts.cpu_share), float(opts.memory_share)
     return f"""
 gpu_prices(pattern, price) AS ({price_rows(costing.gpu_prices)}),
@@ -227,25 +230,17 @@ hours AS (
   -- A node with a bill runs in the hours its bill charges; an hour without a charge before the ledger ends
   -- is a stopped instance (no cost, no capacity: its GPUs were not there to be idle). After the ledger
   -- ends (bills arrive late) and for nodes without any bill, the price applies.
-  SELECT *, CASE WHEN running THEN bucket_hours ELSE 0 END AS cap_hours FROM (
-    SELECT n.*, h.bucket, h.bucket_end, h.bucket_hours,
-           b.cost IS NOT NULL OR n.resource_id IS NULL OR h.bucket >= ledger.end_ts
-             OR NOT EXISTS (SELECT 1 FROM focus_charges c WHERE c."ResourceId" = n.resource_id) AS running,
-           CAST(CASE WHEN b.cost IS NOT NULL THEN b.cost
-                     WHEN n.resource_id IS NOT NULL AND h.bucket < ledger.end_ts
-                          AND EXISTS (SELECT 1 FROM focus_charges c WHERE c."ResourceId" = n.resource_id) THEN 0
-                     ELSE coalesce(
-                       CASE WHEN h.bucket_hours = 1 THEN n.hourly_price ELSE n.hourly_price * h.bucket_hours END,
-                       {tco_hour} * h.bucket_hours,
-                       n.per_gpu * n.gpu_count * h.bucket_hours, 0) END AS {MONEY}) AS cost,
-           CASE WHEN b.cost IS NOT NULL THEN 'bill'
-                WHEN n.resource_id IS NOT NULL AND h.bucket < ledger.end_ts
-                     AND EXISTS (SELECT 1 FROM focus_charges c WHERE c."ResourceId" = n.resource_id) THEN 'stopped'
-                WHEN n.hourly_price IS NOT NULL THEN 'price'
-                WHEN n.tco IS NOT NULL THEN 'tco' WHEN n.per_gpu IS NOT NULL THEN 'price table'
-                ELSE 'none' END AS cost_source
-    FROM nodes n CROSS JOIN hours h LEFT JOIN bill b ON b.node = n.node AND b.bucket = h.bucket
-    CROSS JOIN (SELECT coalesce(max("ChargePeriodEnd"), '-infinity'::TIMESTAMP) AS end_ts FROM focus_charges) ledger)
+  SELECT *, CASE WHEN running THEN bucket_hours ELSE 0 END AS cap_hours,
+         CAST(CASE WHEN bill_cost IS NOT NULL THEN bill_cost WHEN NOT running THEN 0
+                   ELSE coalesce(CASE WHEN bucket_hours = 1 THEN hourly_price ELSE hourly_price * bucket_hours END,
+                                 {tco_hour} * bucket_hours, per_gpu * gpu_count * bucket_hours, 0) END
+              AS {MONEY}) AS cost,
+         CASE WHEN bill_cost IS NOT NULL THEN 'bill' WHEN NOT running THEN 'stopped'
+              WHEN hourly_price IS NOT NULL THEN 'price' WHEN tco IS NOT NULL THEN 'tco'
+              WHEN per_gpu IS NOT NULL THEN 'price table' ELSE 'none' END AS cost_source
+  FROM (SELECT n.*, h.bucket, h.bucket_end, h.bucket_hours, b.cost AS bill_cost,
+               {running_sql("n", "h.bucket", "h.bucket_end")} AS running
+        FROM nodes n CROSS JOIN hours h LEFT JOIN bill b ON b.node = n.node AND b.bucket = h.bucket)
 ), pools AS (
   SELECT *, cost - cpu_pool - ram_pool AS gpu_pool FROM (
     SELECT *, CAST({_floor12(f"CAST(cost AS DOUBLE) * {cpu!r}")} AS {MONEY}) AS cpu_pool,
