@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..model.checks import WARNING, Check
 from ..model.gpu import SAMPLE_KEY
+from ..model.llm import REQUEST_KEY
 from ..registry import Registry
 
 sources: Registry[Source] = Registry(
@@ -210,6 +211,15 @@ class SampleSource(Source):
 
     target: ClassVar[str] = "gpu_samples"
     unique_key: ClassVar[tuple[str, ...]] = SAMPLE_KEY
+    unique_range: ClassVar[str | None] = "ts"
+
+
+class RequestSource(Source):
+    """Base of LLM usage sources: rows land in ``llm_requests``, one per request (``REQUEST_KEY``), so a
+    retried export or overlapping files never count a request twice (the newer copy supersedes)."""
+
+    target: ClassVar[str] = "llm_requests"
+    unique_key: ClassVar[tuple[str, ...]] = REQUEST_KEY
     unique_range: ClassVar[str | None] = "ts"
 
 

@@ -7,7 +7,7 @@ Never edit a released migration: append a new one.
 
 from __future__ import annotations
 
-from ..model import focus, gpu
+from ..model import focus, gpu, llm
 
 MONEY = focus.DECIMAL_SQL
 
@@ -148,6 +148,17 @@ MIGRATIONS.append((
         *(f'ALTER TABLE {table} ADD COLUMN "{c}" {t}' for table, cols in ADDED_IN_5.items() for c, t in cols.items()),
         # A sample seen again (same GPU, instance, time and pod) in a newer batch supersedes the older row.
         "ALTER TABLE gpu_samples ADD COLUMN _superseded BOOLEAN DEFAULT false",
+    ],
+))
+
+MIGRATIONS.append((
+    "LLM requests, price catalogs and business outcomes",
+    [
+        *_table("llm_requests", llm.LLM_REQUEST_COLUMNS),
+        # a request seen again (a retried export, overlapping files) supersedes the older row
+        "ALTER TABLE llm_requests ADD COLUMN _superseded BOOLEAN DEFAULT false",
+        *_table("llm_prices", llm.LLM_PRICE_COLUMNS),
+        *_table("outcomes", llm.OUTCOME_COLUMNS),
     ],
 ))
 
