@@ -11,7 +11,8 @@ Conventions every LLM source follows, so that pricing never guesses:
   ``azure.ai.openai``, ``gcp.vertex_ai``, ...); a self-hosted model names its own (``self-hosted`` unless the
   source says otherwise);
 - one request is one row, identified by (``source``, ``request_id``): the same request again (a retried
-  export, overlapping files) supersedes the older row, as GPU samples do;
+  export, overlapping files) supersedes the older row, as GPU samples do. An aggregated export (OpenAI's
+  usage buckets) gives one row for ``requests`` requests, its tokens summed;
 - ``source_cost`` is what the source itself says the request cost (LiteLLM's spend), kept beside the
   price aifinops computes so that the two can be compared, never instead of it.
 
@@ -27,6 +28,7 @@ LLM_REQUEST_COLUMNS: dict[str, str] = {
     "source": "VARCHAR",  # otel | litellm | csv | ...
     "ts": "TIMESTAMP",
     "duration_ms": "DOUBLE",
+    "requests": "BIGINT",  # requests this row stands for: 1, or more in an aggregated export (OpenAI usage)
     "provider": "VARCHAR",  # gen_ai.provider.name (older gen_ai.system)
     "operation": "VARCHAR",  # gen_ai.operation.name: chat, text_completion, embeddings, ...
     "request_model": "VARCHAR",  # gen_ai.request.model
@@ -87,3 +89,50 @@ OUTCOME_COLUMNS: dict[str, str] = {
 }
 
 TIERS = ("standard", "batch", "priority", "flex")
+
+#: Provider names of catalogs and older instrumentations -> OTel ``gen_ai.provider.name``. Anything not
+#: listed is kept lower-cased as it is.
+PROVIDER_ALIASES: dict[str, str] = {
+    # OTel's older gen_ai.system values
+    "az.ai.openai": "azure.ai.openai", "az.ai.inference": "azure.ai.inference", "vertex_ai": "gcp.vertex_ai",
+    "gemini": "gcp.gemini", "xai": "x_ai", "mistral": "mistral_ai", "watsonx": "ibm.watsonx.ai",
+    # LiteLLM's litellm_provider
+    "azure": "azure.ai.openai", "azure_ai": "azure.ai.inference", "bedrock": "aws.bedrock",
+    "bedrock_converse": "aws.bedrock", "bedrock_mantle": "aws.bedrock", "sagemaker": "aws.sagemaker",
+    "vertex_ai-language-models": "gcp.vertex_ai", "vertex_ai-anthropic_models": "gcp.vertex_ai",
+    "vertex_ai-mistral_models": "gcp.vertex_ai", "vertex_ai-llama_models": "gcp.vertex_ai",
+    "vertex_ai-ai21_models": "gcp.vertex_ai", "vertex_ai-deepseek_models": "gcp.vertex_ai",
+    "cohere_chat": "cohere", "text-completion-openai": "openai", "together_ai": "together",
+    "fireworks_ai": "fireworks",
+    # genai-prices provider ids
+    "aws": "aws.bedrock", "google": "gcp.gemini", "x-ai": "x_ai",
+}
+
+
+def provider_sql(expr: str) -> str:
+    """SQL: the canonical provider of a provider name (``PROVIDER_ALIASES``), lower-cased; NULL stays NULL."""
+    cases = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in PROVIDER_ALIASES.items())
+    low = f"lower(trim({expr}))"
+    return f"(CASE {low} {cases} ELSE nullif({low}, '') END)"
+
+
+def model_key_sql(expr: str) -> str:
+    """SQL: the name a model is matched by, the same for a request and a catalog. Lower-cased; a route or
+    provider prefix up to the last ``/`` dropped (``openai/gpt-4o``, ``models/gemini-1.5-pro``); Bedrock's
+    region and vendor prefixes dropped (``us.anthropic.``) and its ``-v2:0`` / ``:0`` version suffix; Vertex's
+    ``@20240620`` and a ``-latest`` suffix dropped. A dated version (``gpt-4o-2024-08-06``) keeps its date:
+    a catalog that prices it on its own is right for it; ``base_key_sql`` drops the date as a fallback."""
+    k = f"lower(trim({expr}))"
+    k = f"regexp_replace({k}, '^.*/', '')"
+    k = f"regexp_replace({k}, '^(us|eu|apac|global|us-gov)\\.', '')"
+    k = f"regexp_replace({k}, '^(anthropic|meta|amazon|cohere|mistral|ai21|deepseek|qwen|openai|writer)\\.', '')"
+    k = f"regexp_replace({k}, '(-v[0-9]+)?:[0-9]+$', '')"
+    k = f"regexp_replace({k}, '@.*$', '')"
+    return f"nullif(regexp_replace({k}, '-latest$', ''), '')"
+
+
+def base_key_sql(expr: str) -> str:
+    """SQL: ``model_key_sql`` without a trailing date (``-2024-08-06``, ``-20241022``, ``-0613``), the fallback
+    for a dated version no catalog prices on its own."""
+    return (f"regexp_replace({model_key_sql(expr)}, "
+            "'-(20[0-9]{2}-[0-9]{2}-[0-9]{2}|20[0-9]{6}|[01][0-9][0-3][0-9])$', '')")
