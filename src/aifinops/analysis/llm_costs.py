@@ -72,23 +72,14 @@ def _self_hosted_rows(served: list[SelfHosted]) -> str:
     return "VALUES " + ", ".join(rows) if rows else f"SELECT NULL::VARCHAR, NULL::{MONEY} WHERE false"
 
 
-def costed_sql(prices: str, aliases: dict[str, str] | None = None, served: list[SelfHosted] | None = None,
-               where: str = "true") -> str:
-    """The priced requests of the window (``$start``, ``$end``) as one statement.
+def pricing_ctes(prices: str, aliases: dict[str, str] | None = None, served: list[SelfHosted] | None = None,
+                 where: str = "true") -> str:
+    """``WITH`` prices, aliases, served, req (the window's requests, ``$start``..``$end``), combos, candidates and
+    the price ``schedule`` (steps 1-3), then ``matched``: every request with its combo, schedule segment,
+    price catalog and the index ``ti`` of its context tier in the segment's ``tiers`` (highest first).
 
     ``prices`` is a SQL relation with the ``llm_prices`` columns plus ``precedence`` (lower wins), e.g.
-    ``analysis.llm_prices.price_relation_sql``; ``served`` the self-hosted models' serving costs; ``where``
-    an extra filter over ``llm_requests`` (aliased ``r``). Every request column is kept, plus the model it
-    was priced as, the price's catalog, provider and match, the four cost parts and ``cost``."""
-    self_hosted = ", ".join(sql_str(p) for p in SELF_HOSTED_PROVIDERS)
-    parts = [("input", "(m.input_tokens - coalesce(m.cache_read_tokens, 0) - coalesce(m.cache_write_tokens, 0))",
-              "m.px.i"),
-             ("cache_read", "coalesce(m.cache_read_tokens, 0)", "coalesce(m.px.cr, m.px.i)"),
-             ("cache_write", "coalesce(m.cache_write_tokens, 0)", "coalesce(m.px.cw, m.px.i)"),
-             ("output", "coalesce(m.output_tokens, 0)", "m.px.o")]
-    cost_parts = ",\n         ".join(
-        f"CAST(CASE WHEN m.catalog IS NOT NULL THEN CAST(greatest({tokens}, 0) AS DECIMAL(38, 0)) * {price} "
-        f"* 0.000001 END AS {MONEY}) AS {name}_cost" for name, tokens, price in parts)
+    ``analysis.llm_prices.price_relation_sql``; ``where`` an extra filter over ``llm_requests`` (``r``)."""
     return f"""
 WITH prices AS ({prices}),
 aliases(name, model) AS ({_alias_rows(aliases or {})}),
@@ -151,18 +142,56 @@ req AS (
   SELECT combo, seg_from, seg_to, catalog, provider AS price_provider, model AS price_model, tier AS price_tier,
          quality, bool_or(before_price_history) AS before_price_history,
          list(struct_pack(above := above_tokens, i := input_per_mtok, o := output_per_mtok,
-                          cr := cache_read_per_mtok, cw := cache_write_per_mtok) ORDER BY above_tokens DESC) AS tiers
+                          cr := cache_read_per_mtok, cw := cache_write_per_mtok) ORDER BY above_tokens DESC) AS tiers,
+         count(*) AS n_tiers
   FROM best GROUP BY ALL
 ), matched AS (
-  SELECT r.*, s.catalog, s.price_provider, s.price_model, s.price_tier, s.quality AS match_quality,
-         s.before_price_history,
-         list_filter(s.tiers, lambda x: x.above = 0 OR x.above < coalesce(r.input_tokens, 0))[1] AS px
+  -- the context tier: the first (highest) threshold the input exceeds, else the base price (last); most
+  -- models have one or two tiers, so a CASE does it without a list operation per request
+  SELECT r.*, c.combo, s.seg_from, s.catalog, s.price_provider, s.price_model, s.price_tier,
+         s.quality AS match_quality, s.before_price_history, s.tiers,
+         CASE WHEN s.n_tiers = 1 THEN 1
+              WHEN coalesce(r.input_tokens, 0) > s.tiers[1].above THEN 1
+              WHEN s.n_tiers = 2 THEN 2
+              WHEN coalesce(r.input_tokens, 0) > s.tiers[2].above THEN 2
+              WHEN s.n_tiers = 3 THEN 3
+              -- in general: one past the thresholds the input does not exceed (they come first)
+              ELSE 1 + len(list_filter(s.tiers, lambda x: x.above > 0 AND x.above >= coalesce(r.input_tokens, 0)))
+         END AS ti
   FROM req r
-  JOIN combos c ON c.provider IS NOT DISTINCT FROM r.provider AND c.priced_model IS NOT DISTINCT FROM r.priced_model
-               AND c.priced_tier = r.priced_tier
+  JOIN combos c ON coalesce(c.provider, '') = coalesce(r.provider, '')
+               AND coalesce(c.priced_model, '') = coalesce(r.priced_model, '') AND c.priced_tier = r.priced_tier
   LEFT JOIN schedule s ON s.combo = c.combo AND r.ts >= s.seg_from AND r.ts < s.seg_to
-), costed AS (
-  SELECT m.* EXCLUDE (px), m.px.above AS above_tokens,
+)"""
+
+
+def token_parts(t: str = "m") -> dict[str, str]:
+    """SQL: the token counts of the four cost parts of requests (or sums of them) aliased ``t``."""
+    return {"input": f"greatest(coalesce({t}.input_tokens, 0) - coalesce({t}.cache_read_tokens, 0) "
+                     f"- coalesce({t}.cache_write_tokens, 0), 0)",
+            "cache_read": f"coalesce({t}.cache_read_tokens, 0)", "cache_write": f"coalesce({t}.cache_write_tokens, 0)",
+            "output": f"coalesce({t}.output_tokens, 0)"}
+
+
+def part_cost_sql(tokens: str, part: str, px: str) -> str:
+    """SQL: exact cost of ``tokens`` of one part at the tier price struct ``px`` (per 1M tokens); a missing
+    cache price is the input price."""
+    price = {"input": f"{px}.i", "cache_read": f"coalesce({px}.cr, {px}.i)",
+             "cache_write": f"coalesce({px}.cw, {px}.i)", "output": f"{px}.o"}[part]
+    return f"CAST(CAST({tokens} AS DECIMAL(38, 0)) * {price} * 0.000001 AS {MONEY})"
+
+
+def costed_sql(prices: str, aliases: dict[str, str] | None = None, served: list[SelfHosted] | None = None,
+               where: str = "true") -> str:
+    """The priced requests of the window (``$start``, ``$end``), one row each: every request column, the
+    model it was priced as, the price's catalog, provider, tier and match, the four cost parts and ``cost``."""
+    self_hosted = ", ".join(sql_str(p) for p in SELF_HOSTED_PROVIDERS)
+    cost_parts = ",\n         ".join(
+        f"CASE WHEN m.catalog IS NOT NULL THEN {part_cost_sql(tokens, name, 'm.tiers[m.ti]')} END AS {name}_cost"
+        for name, tokens in token_parts().items())
+    return pricing_ctes(prices, aliases, served, where) + f"""
+, costed AS (
+  SELECT m.* EXCLUDE (tiers, ti), m.tiers[m.ti].above AS above_tokens,
          {cost_parts},
          m.catalog IS NULL AND m.provider IN ({self_hosted}) AS self_hosted_provider
   FROM matched m

@@ -159,6 +159,8 @@ MIGRATIONS.append((
         "ALTER TABLE llm_requests ADD COLUMN _superseded BOOLEAN DEFAULT false",
         *_table("llm_prices", llm.LLM_PRICE_COLUMNS),
         *_table("outcomes", llm.OUTCOME_COLUMNS),
+        # an outcome row seen again (a re-exported report) supersedes the older one
+        "ALTER TABLE outcomes ADD COLUMN _superseded BOOLEAN DEFAULT false",
     ],
 ))
 
