@@ -84,7 +84,7 @@ def pricing_ctes(prices: str, aliases: dict[str, str] | None = None, served: lis
 WITH prices AS ({prices}),
 aliases(name, model) AS ({_alias_rows(aliases or {})}),
 served(model, gpu_cost) AS ({_self_hosted_rows(served or [])}),
-req AS (
+req AS NOT MATERIALIZED (
   SELECT r.*, coalesce(a.model, coalesce(r.response_model, r.request_model)) AS priced_model,
          coalesce(r.tier, 'standard') AS priced_tier
   FROM llm_requests r
@@ -145,11 +145,12 @@ req AS (
                           cr := cache_read_per_mtok, cw := cache_write_per_mtok) ORDER BY above_tokens DESC) AS tiers,
          count(*) AS n_tiers
   FROM best GROUP BY ALL
-), matched AS (
+), matched AS NOT MATERIALIZED (
   -- the context tier: the first (highest) threshold the input exceeds, else the base price (last); most
-  -- models have one or two tiers, so a CASE does it without a list operation per request
+  -- models have one or two tiers, so a CASE does it without a list operation per request. Not
+  -- materialised: the join is cheaper to run again than millions of rows to keep.
   SELECT r.*, c.combo, s.seg_from, s.catalog, s.price_provider, s.price_model, s.price_tier,
-         s.quality AS match_quality, s.before_price_history, s.tiers,
+         s.quality AS match_quality, s.before_price_history,
          CASE WHEN s.n_tiers = 1 THEN 1
               WHEN coalesce(r.input_tokens, 0) > s.tiers[1].above THEN 1
               WHEN s.n_tiers = 2 THEN 2
@@ -187,14 +188,14 @@ def costed_sql(prices: str, aliases: dict[str, str] | None = None, served: list[
     model it was priced as, the price's catalog, provider, tier and match, the four cost parts and ``cost``."""
     self_hosted = ", ".join(sql_str(p) for p in SELF_HOSTED_PROVIDERS)
     cost_parts = ",\n         ".join(
-        f"CASE WHEN m.catalog IS NOT NULL THEN {part_cost_sql(tokens, name, 'm.tiers[m.ti]')} END AS {name}_cost"
+        f"CASE WHEN m.catalog IS NOT NULL THEN {part_cost_sql(tokens, name, 'sc.tiers[m.ti]')} END AS {name}_cost"
         for name, tokens in token_parts().items())
     return pricing_ctes(prices, aliases, served, where) + f"""
 , costed AS (
-  SELECT m.* EXCLUDE (tiers, ti), m.tiers[m.ti].above AS above_tokens,
+  SELECT m.* EXCLUDE (ti), sc.tiers[m.ti].above AS above_tokens,
          {cost_parts},
          m.catalog IS NULL AND m.provider IN ({self_hosted}) AS self_hosted_provider
-  FROM matched m
+  FROM matched m LEFT JOIN schedule sc ON sc.combo = m.combo AND sc.seg_from = m.seg_from
 ), self_tokens AS (
   -- the tokens each self-hosted model served in the window: its GPU cost is spread over them
   SELECT c.priced_model AS model, sum(coalesce(c.input_tokens, 0) + coalesce(c.output_tokens, 0)) AS tokens

@@ -12,8 +12,10 @@ computed in one statement per call:
 - ``requests`` counts what the rows stand for (an aggregated export's row is ``requests`` requests);
 - ``cost`` is NULL-free: unpriced requests are not costed at 0 but counted in ``unpricedRequests`` and
   ``unpricedTokens``, so a total always says how much of the volume it covers;
-- ``activeUsers`` and ``conversations`` are exact distinct counts; ``p50TokensPerRequest`` and
-  ``p95TokensPerRequest`` are approximate (t-digest), which keeps them one pass;
+- ``activeUsers`` and ``conversations`` are exact distinct counts over the window; per day, week or month
+  they are HyperLogLog estimates (within about 2%): exact distinct sets per period and group grow with
+  the requests and would not fit a bounded memory at 100M requests. ``p50TokensPerRequest`` and
+  ``p95TokensPerRequest`` are approximate (one t-digest per group), which keeps them one pass;
 - outcomes (``--outcome METRIC``) join on the grouping when the outcome rows carry it (feature, model,
   team, user, tenant); ``--revenue METRIC`` gives ``grossMargin`` = (revenue - cost) / revenue;
 - ``sourceCost`` is what the source itself said (LiteLLM's spend) and ``drift`` = cost - sourceCost over
@@ -69,6 +71,7 @@ def unit_costs_sql(prices: str, by: list[str], accumulate: str = "window", alias
     k_expr = ", ".join(f"{e} AS k{i}" for i, (_, e) in enumerate(keys))
     k_cols = ", ".join(f"k{i}" for i in range(len(keys)))
     sel = (k_expr + ", ") if keys else ""
+    sel_u = (k_cols + ", ") if keys else ""
     grp = f"GROUP BY {k_cols}" if keys else ""
     def on(a: str, b: str) -> str:  # a NULL group (requests without a team) is a group: join it too
         return "ON " + (" AND ".join(f"{a}.k{i} IS NOT DISTINCT FROM {b}.k{i}" for i in range(len(keys))) or "true")
@@ -78,6 +81,24 @@ def unit_costs_sql(prices: str, by: list[str], accumulate: str = "window", alias
     priced_parts = " + ".join(part_cost_sql(f"t_{name}", name, "s.tiers[g.ti]") for name in parts)
     self_hosted = ", ".join(sql_str(p) for p in SELF_HOSTED_PROVIDERS)
     tokens = "coalesce(m.input_tokens, 0) + coalesce(m.output_tokens, 0)"
+    # Distinct users and conversations: exact over the window (a grouping of (group, user) pairs, which
+    # spills); per day, week or month HyperLogLog (within about 2%), since exact distinct sets per period
+    # and group grow with the requests and do not fit a bounded memory at 100M requests.
+    if accumulate == "window":
+        distinct_approx = ""
+        distinct_exact = f""", users AS (
+  SELECT {sel_u}count(*) AS active_users
+  FROM (SELECT DISTINCT {sel}m.user_id FROM req m WHERE m.user_id IS NOT NULL) {grp}
+), convs AS (
+  SELECT {sel_u}count(*) AS conversations
+  FROM (SELECT DISTINCT {sel}m.conversation_id FROM req m WHERE m.conversation_id IS NOT NULL) {grp}
+)"""
+        distinct_cols = "coalesce(us.active_users, 0), coalesce(cv.conversations, 0)"
+        distinct_join = f'LEFT JOIN users us {on("st", "us")} LEFT JOIN convs cv {on("st", "cv")}'
+    else:
+        distinct_approx = (",\n         approx_count_distinct(m.user_id) AS active_users, "
+                           "approx_count_distinct(m.conversation_id) AS conversations")
+        distinct_exact, distinct_cols, distinct_join = "", "st.active_users, st.conversations", ""
     out_keys = [(n, OUTCOME_DIMENSIONS.get(n)) for n, _ in keys]
     joinable = (outcome or revenue) and all(col or n == "start" for n, col in out_keys)
     outcome_cte, outcome_cols = "", "NULL::DECIMAL(38, 12) AS outcome_value, NULL::DECIMAL(38, 12) AS revenue_value"
@@ -117,21 +138,20 @@ def unit_costs_sql(prices: str, by: list[str], accumulate: str = "window", alias
          coalesce(sum(t_tokens) FILTER (WHERE cost IS NULL), 0) AS unpriced_tokens
   FROM priced {grp}
 ), stats AS (
+  -- volumes come from the requests alone: no price join needed
   SELECT {sel}sum(coalesce(m.requests, 1)) AS requests, sum(coalesce(m.input_tokens, 0)) AS input_tokens,
          sum(coalesce(m.output_tokens, 0)) AS output_tokens,
          sum(coalesce(m.cache_read_tokens, 0) + coalesce(m.cache_write_tokens, 0)) AS cached_tokens,
          sum(coalesce(m.reasoning_tokens, 0)) AS reasoning_tokens,
-         count(DISTINCT m.user_id) AS active_users, count(DISTINCT m.conversation_id) AS conversations,
-         approx_quantile({tokens} / coalesce(nullif(m.requests, 0), 1), 0.5) AS p50,
-         approx_quantile({tokens} / coalesce(nullif(m.requests, 0), 1), 0.95) AS p95,
-         sum(m.source_cost) AS source_cost
-  FROM matched m {grp}
-){outcome_cte}
+         approx_quantile({tokens} / coalesce(nullif(m.requests, 0), 1), [0.5, 0.95]) AS pq,
+         sum(m.source_cost) AS source_cost{distinct_approx}
+  FROM req m {grp}
+){distinct_exact}{outcome_cte}
 SELECT {"".join(f"st.k{i}, " for i in range(len(keys)))}st.requests, st.input_tokens, st.output_tokens,
        st.cached_tokens, st.reasoning_tokens, mo.cost, mo.cost_with_source, mo.self_hosted_cost, mo.unpriced_requests,
-       mo.unpriced_tokens, st.active_users,
-       st.conversations, st.p50, st.p95, st.source_cost, {outcome_cols}
+       mo.unpriced_tokens, {distinct_cols}, st.pq[1], st.pq[2], st.source_cost, {outcome_cols}
 FROM stats st JOIN money mo {on("st", "mo")}
+{distinct_join}
 {f"LEFT JOIN outcome_sums o {on('st', 'o')}" if joinable else ""}
 ORDER BY {"st.k0, " if accumulate != "window" and keys else ""}mo.cost DESC{
     ", " + ", ".join(f"st.k{i}" for i in range(len(keys))) if keys else ""}
