@@ -31,17 +31,18 @@ class LayerRule:
     why: str = ""
 
 
-def _parse(doc: Any, where: str) -> list[LayerRule]:
-    if not isinstance(doc, dict) or not isinstance(doc.get("layers"), list):
-        raise LayerRuleError(f"{where}: expected a mapping with a `layers:` list")
+def _parse(doc: Any, where: str, key: str = "layers", name: str = "layer") -> list[LayerRule]:
+    """Rules from a YAML document: a ``key`` list of {``name``, any:, all:, why} items."""
+    if not isinstance(doc, dict) or not isinstance(doc.get(key), list):
+        raise LayerRuleError(f"{where}: expected a mapping with a `{key}:` list")
     rules = []
-    for i, item in enumerate(doc["layers"], 1):
-        if not isinstance(item, dict) or "layer" not in item or not (item.get("any") or item.get("all")):
-            raise LayerRuleError(f"{where}: rule {i} needs `layer` and `any:` or `all:` column patterns")
+    for i, item in enumerate(doc[key], 1):
+        if not isinstance(item, dict) or name not in item or not (item.get("any") or item.get("all")):
+            raise LayerRuleError(f"{where}: rule {i} needs `{name}` and `any:` or `all:` column patterns")
         for key in ("any", "all"):
             if not isinstance(item.get(key, {}), dict):
                 raise LayerRuleError(f"{where}: rule {i}: `{key}` must map column names to patterns")
-        rules.append(LayerRule(str(item["layer"]), dict(item.get("any", {})), dict(item.get("all", {})),
+        rules.append(LayerRule(str(item[name]), dict(item.get("any", {})), dict(item.get("all", {})),
                                str(item.get("why", ""))))
     return rules
 
@@ -59,6 +60,13 @@ def load_rules(user_file: Path | None = None) -> list[LayerRule]:
             raise LayerRuleError(f"{user_file}: not valid YAML: {exc}") from None
         rules = _parse(doc, str(user_file)) + rules
     return rules
+
+
+def load_provider_rules() -> list[LayerRule]:
+    """Which ledger charges are which model provider's API spend (``data/llm_providers.yaml``); each rule's
+    ``layer`` field holds the provider."""
+    doc = yaml.safe_load(resources.files("aifinops.analysis").joinpath("data/llm_providers.yaml").read_text())
+    return _parse(doc, "built-in llm_providers.yaml", key="providers", name="provider")
 
 
 def _match(t: ibis.Table, column: str, pattern: str) -> ibis.BooleanValue | None:
