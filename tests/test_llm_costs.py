@@ -34,7 +34,7 @@ from decimal import Decimal
 
 import pytest
 
-from aifinops.analysis.llm_costs import SelfHosted, request_costs
+from aifinops.analysis.llm_costs import SelfHosted, request_costs, self_hosted_report
 from aifinops.analysis.windows import Window
 from aifinops.store.connection import Store
 
@@ -122,3 +122,22 @@ def test_self_hosted_models_cost_their_gpu_share(priced: Store) -> None:
     assert (rows["s1"]["cost"], rows["s2"]["cost"]) == (D(10), D(20))
     assert rows["s1"]["cost_basis"] == "self-hosted" and rows["s1"]["self_hosted"] is True
     assert rows["s3"]["priced"] is False and rows["s3"]["self_hosted"] is True
+
+
+def test_self_hosted_beside_api_models(priced: Store) -> None:
+    """llama-ft: $30 of GPU for 3,000 tokens (2,300 in, 700 out) = $10,000 per 1M tokens. The same tokens on
+    gpt-4o: 2300 x 2.5 + 700 x 10 = 0.01275; on gpt-4o-mini at its override: 2300 x 0.10 + 700 x 0.40 = 0.00051;
+    a model no catalog knows: no price."""
+    request(priced, "s1", "2026-10-05 13:00", "vllm", "llama-ft", 800, 200)
+    request(priced, "s2", "2026-10-05 14:00", "vllm", "llama-ft", 1500, 500)
+    served = [SelfHosted("llama-ft", D("30"), 12.0, 2), SelfHosted("idle-model", D("5"), 3.0, 1)]
+    rows = {r["model"]: r for r in self_hosted_report(priced.con, WINDOW, PRICES, served,
+                                                       ["gpt-4o", "gpt-4o-mini", "nope"])}
+    llama = rows["llama-ft"]
+    assert (llama["requests"], llama["inputTokens"], llama["outputTokens"], llama["costPer1MTokens"]) == (
+        2, 2300, 700, D(10_000))
+    assert llama["api:gpt-4o"] == D("0.01275") and llama["api:gpt-4o-mini"] == D("0.00051")
+    assert llama["api:nope"] is None
+    assert rows["idle-model"]["requests"] == 0 and rows["idle-model"]["costPer1MTokens"] is None
+    alone = self_hosted_report(priced.con, WINDOW, PRICES, served, [])
+    assert alone[0]["requests"] == 2 and "api:gpt-4o" not in alone[0]  # no comparison asked: the volumes stay

@@ -224,3 +224,58 @@ def request_costs(con: duckdb.DuckDBPyConnection, window: Window, prices: str,
                       {"start": window.start, "end": window.end})
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def self_hosted_report(con: duckdb.DuckDBPyConnection, window: Window, prices: str, served: list[SelfHosted],
+                       compare_with: list[str], aliases: dict[str, str] | None = None) -> list[dict[str, object]]:
+    """Per self-hosted model: what its tokens cost on its own GPUs (serving GPU cost / tokens served, at the
+    utilisation it actually had) and what the same tokens would have cost on each ``compare_with`` API model,
+    at that model's current standard price (its base context tier, the price relation's precedence)."""
+    if not served:
+        return []
+    models = ", ".join(sql_str(s.model) for s in served)
+    compare = _values([f"({sql_str(m)})" for m in compare_with], "NULL::VARCHAR") if compare_with else \
+        "SELECT NULL::VARCHAR WHERE false"
+    parts = token_parts("t")
+    sums = ", ".join(f"sum({expr}) AS {name}" for name, expr in parts.items())
+    px = "struct_pack(i := p.input_per_mtok, o := p.output_per_mtok, cr := p.cache_read_per_mtok, " \
+         "cw := p.cache_write_per_mtok)"
+    api_cost = " + ".join(part_cost_sql(f"v.{name}", name, "c.px") for name in parts)
+    sql = pricing_ctes(prices, aliases) + f"""
+, volumes AS (
+  SELECT t.priced_model AS model, sum(coalesce(t.requests, 1)) AS requests, sum(coalesce(t.input_tokens, 0)) AS inp,
+         sum(coalesce(t.output_tokens, 0)) AS outp, {sums}
+  FROM req t WHERE t.priced_model IN ({models}) GROUP BY 1
+), compare(name) AS ({compare}),
+current_price AS (
+  SELECT m.name, arg_min({px}, p.precedence) AS px
+  FROM compare m JOIN prices p ON p.model_key IN ({model_key_sql("m.name")}, {base_key_sql("m.name")})
+  WHERE p.tier = 'standard' AND p.above_tokens = 0 AND p.valid_to IS NULL
+  GROUP BY 1
+)
+SELECT v.model, v.requests, v.inp, v.outp, c.name, CASE WHEN c.px IS NOT NULL THEN {api_cost} END
+FROM volumes v
+LEFT JOIN (SELECT m.name, cp.px FROM compare m LEFT JOIN current_price cp ON cp.name = m.name) c ON true
+ORDER BY v.model, c.name"""
+    rows = con.execute(sql, {"start": window.start, "end": window.end}).fetchall()
+    by_model = {s.model: s for s in served}
+    out: dict[str, dict[str, object]] = {}
+    for model, requests, inp, outp, name, api in rows:
+        s = by_model[model]
+        tokens = (inp or 0) + (outp or 0)
+        row = out.setdefault(model, {
+            "model": model, "requests": requests, "inputTokens": inp, "outputTokens": outp, "gpuCost": s.gpu_cost,
+            "gpuHours": s.gpu_hours, "servingWorkloads": s.workloads,
+            "costPer1MTokens": s.gpu_cost * 1_000_000 / tokens if tokens else None})
+        if name is not None:
+            row[f"api:{name}"] = api
+            row[f"api:{name}:per1MTokens"] = api * 1_000_000 / tokens if api is not None and tokens else None
+    for s in served:  # a model that served no request in the window still cost its GPUs
+        out.setdefault(s.model, {"model": s.model, "requests": 0, "inputTokens": 0, "outputTokens": 0,
+                                 "gpuCost": s.gpu_cost, "gpuHours": s.gpu_hours, "servingWorkloads": s.workloads,
+                                 "costPer1MTokens": None})
+    return list(out.values())
+
+
+def _values(rows: list[str], empty: str) -> str:
+    return "VALUES " + ", ".join(rows) if rows else f"SELECT {empty} WHERE false"
