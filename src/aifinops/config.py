@@ -7,12 +7,13 @@ not a silently ignored option.
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CONFIG_FILE = "aifinops.yaml"
 ENV_PREFIX = "AIFINOPS_"
@@ -85,6 +86,66 @@ class CarbonSettings(BaseModel):
     default_g_per_kwh: float | None = None
 
 
+class LlmPrice(BaseModel):
+    """A price of your own for a model (``llm.prices`` in aifinops.yaml), USD per 1M tokens: ``contract`` for a
+    negotiated rate (beats every catalog), ``override`` to correct anything (beats contracts too)."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: the model as requests or catalogs name it (matched by model key: prefixes, Bedrock ids, dates)
+    model: str = Field(min_length=1)
+    #: only requests of this provider (any name PROVIDER_ALIASES knows); none: every provider
+    provider: str | None = None
+    kind: Literal["override", "contract"]
+    input_per_mtok: Decimal = Field(ge=0)
+    output_per_mtok: Decimal = Field(ge=0)
+    #: none: cache reads / writes cost the input price
+    cache_read_per_mtok: Decimal | None = Field(None, ge=0)
+    cache_write_per_mtok: Decimal | None = Field(None, ge=0)
+    tier: Literal["standard", "batch", "priority", "flex"] = "standard"
+    #: applies to requests with more input tokens than this (0: the base price)
+    above_tokens: int = Field(0, ge=0)
+    #: in force from / until (naive times are UTC); none: open
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+
+    @model_validator(mode="after")
+    def _interval(self) -> LlmPrice:
+        if self.valid_from and self.valid_to and _utc(self.valid_to) <= _utc(self.valid_from):
+            raise ValueError("valid_to must be after valid_from")
+        return self
+
+
+def _utc(t: datetime) -> datetime:
+    """A settings time as the store keeps time: naive UTC."""
+    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
+
+
+class LlmSettings(BaseModel):
+    """How LLM requests are priced (``llm:`` in aifinops.yaml): see analysis/llm_prices.py for the rule."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: price catalogs in order of preference (a catalog not listed comes after these)
+    catalogs: list[str] = Field(default_factory=lambda: ["litellm", "genai-prices"])
+    #: your contracted rates and overrides
+    prices: list[LlmPrice] = Field(default_factory=list)
+    #: a name requests use -> the model it serves (e.g. a private deployment name), applied before matching
+    aliases: dict[str, str] = Field(default_factory=dict)
+    #: the workload label naming the model a serving workload serves (self-hosted cost per token)
+    serving_label: str = "model"
+    #: API models a self-hosted model's tokens are priced at for comparison (unit-costs --self-hosted);
+    #: ``provider/model`` prices at that provider (your contract and override rates for it apply)
+    compare_with: list[str] = Field(
+        default_factory=lambda: ["openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-3-5-haiku"])
+    #: workload labels naming a training run, experiment and model version (unit-costs --by run ...)
+    training_labels: dict[str, str] = Field(
+        default_factory=lambda: {"run": "run", "experiment": "experiment", "model_version": "model_version"})
+
+    @field_validator("catalogs", mode="before")
+    @classmethod
+    def _comma_list(cls, v: Any) -> Any:
+        return [c.strip() for c in v.split(",") if c.strip()] if isinstance(v, str) else v
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     db: Path = Path("aifinops.duckdb")
@@ -108,6 +169,7 @@ class Settings(BaseModel):
     #: GPU board power (W) by model substring; extends and overrides the bundled table (model/data/gpu_tdp.csv)
     gpu_tdp_w: dict[str, float] = Field(default_factory=dict)
     carbon: CarbonSettings = Field(default_factory=CarbonSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:

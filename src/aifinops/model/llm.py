@@ -47,7 +47,7 @@ LLM_REQUEST_COLUMNS: dict[str, str] = {
     "user_id": "VARCHAR",
     "tenant": "VARCHAR",
     "api_key": "VARCHAR",  # key alias or hash (LiteLLM), never the secret
-    "status": "VARCHAR",  # ok | error
+    "status": "VARCHAR",  # ok | error | cached (served from a response cache: no provider charge, costs $0)
     "error_type": "VARCHAR",
     "source_cost": "DECIMAL(38, 12)",  # the source's own cost of the request (USD), when it gives one
     "trace_id": "VARCHAR",

@@ -6,12 +6,14 @@ import glob
 import gzip
 import hashlib
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pacsv
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..model.checks import WARNING, Check
@@ -23,7 +25,9 @@ sources: Registry[Source] = Registry(
     "aifinops.sources",
     builtins=("aifinops.sources.focus", "aifinops.sources.dcgm", "aifinops.sources.workloads_csv",
               "aifinops.sources.inventory", "aifinops.sources.kubernetes", "aifinops.sources.slurm",
-              "aifinops.sources.nvidia_smi", "aifinops.sources.nvml"),
+              "aifinops.sources.nvidia_smi", "aifinops.sources.nvml", "aifinops.sources.otel_genai",
+              "aifinops.sources.litellm_prices", "aifinops.sources.genai_prices", "aifinops.sources.litellm_spend",
+              "aifinops.sources.llm_usage_csv", "aifinops.sources.outcomes"),
 )
 
 _CHUNK = 1 << 20
@@ -100,6 +104,58 @@ def arrow_input(file: SourceFile) -> tuple[pa.NativeFile, pa.NativeFile]:
     through a gzip file, whose decompressed size is unknown."""
     raw = pa.OSFile(str(file.path))
     return raw, (pa.CompressedInputStream(raw, "gzip") if file.format == "csv.gz" else raw)
+
+
+def csv_stream(file: SourceFile, names: list[str], delim: str,
+               types: dict[str, pa.DataType] | None = None) -> ArrowStream:
+    """CSV(.gz) as a pyarrow stream of text columns numbered by ``_rn`` (see ArrowStream). ``types`` reads
+    some columns as another type (``pa.float64()`` for numbers a mapping computes with); a value that does not
+    convert stops the stream, and the engine then reads the file on its exact path, which names the line."""
+    state = ArrowStream(open=lambda: pa.RecordBatchReader.from_batches(schema, iter(())))
+    column_types = {n: (types or {}).get(n, pa.string()) for n in names}
+    schema = pa.schema([pa.field(n, t) for n, t in column_types.items()] + [pa.field("_rn", pa.int64())])
+    size = max(file.bytes, 1)
+    position = {"raw": None}
+
+    def invalid(row: pacsv.InvalidRow) -> str:
+        state.failed = f"a row with {row.actual_columns} fields where the header has {row.expected_columns}"
+        return "skip"
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        raw, stream = arrow_input(file)
+        position["raw"] = raw
+        try:
+            reader = pacsv.open_csv(
+                stream,
+                read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=4 << 20),
+                parse_options=pacsv.ParseOptions(delimiter=delim, quote_char='"', double_quote=True,
+                                                 newlines_in_values=True, invalid_row_handler=invalid),
+                convert_options=pacsv.ConvertOptions(column_types=column_types,
+                                                     null_values=["NULL", ""], strings_can_be_null=True,
+                                                     quoted_strings_can_be_null=True),
+            )
+            offset = 0
+            for batch in reader:
+                if state.failed:
+                    return
+                n = batch.num_rows
+                yield batch.append_column("_rn", pa.array(np.arange(offset + 1, offset + n + 1, dtype=np.int64)))
+                offset += n
+        except (pa.ArrowException, OSError, EOFError) as exc:
+            state.failed = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        finally:
+            raw.close()
+
+    def fraction() -> float:
+        raw = position["raw"]
+        try:
+            return min(raw.tell() / size, 1.0) if raw is not None and not raw.closed else 0.0
+        except (OSError, ValueError):
+            return 0.0
+
+    state.open = lambda: pa.RecordBatchReader.from_batches(schema, batches())
+    state.fraction = fraction
+    return state
 
 
 def typed_ref(index: int) -> str:

@@ -11,24 +11,20 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..model import focus
 from ..model.checks import allowed_value_sql, focus_checks, sql_ident, sql_str
 from .base import (
-    ArrowStream,
     FileRead,
     Source,
     SourceError,
     SourceFile,
-    arrow_input,
     csv_first_line,
+    csv_stream,
     sources,
     typed_ref,
 )
@@ -62,54 +58,6 @@ def header_of(file: SourceFile) -> tuple[list[str], str | None]:
         except Exception as exc:  # pyarrow raises several types for corrupt files
             raise SourceError(f"{file.path}: not a readable Parquet file ({exc})") from None
     return _csv_header(file)
-
-
-def _csv_stream(file: SourceFile, names: list[str], delim: str) -> ArrowStream:
-    """CSV(.gz) as a pyarrow stream of text columns numbered by ``_rn`` (see ArrowStream)."""
-    state = ArrowStream(open=lambda: pa.RecordBatchReader.from_batches(schema, iter(())))
-    schema = pa.schema([pa.field(n, pa.string()) for n in names] + [pa.field("_rn", pa.int64())])
-    size = max(file.bytes, 1)
-    position = {"raw": None}
-
-    def invalid(row: pacsv.InvalidRow) -> str:
-        state.failed = f"a row with {row.actual_columns} fields where the header has {row.expected_columns}"
-        return "skip"
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        raw, stream = arrow_input(file)
-        position["raw"] = raw
-        try:
-            reader = pacsv.open_csv(
-                stream,
-                read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=4 << 20),
-                parse_options=pacsv.ParseOptions(delimiter=delim, quote_char='"', double_quote=True,
-                                                 newlines_in_values=True, invalid_row_handler=invalid),
-                convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
-                                                     null_values=["NULL", ""], strings_can_be_null=True,
-                                                     quoted_strings_can_be_null=True),
-            )
-            offset = 0
-            for batch in reader:
-                if state.failed:
-                    return
-                n = batch.num_rows
-                yield batch.append_column("_rn", pa.array(np.arange(offset + 1, offset + n + 1, dtype=np.int64)))
-                offset += n
-        except (pa.ArrowException, OSError, EOFError) as exc:
-            state.failed = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        finally:
-            raw.close()
-
-    def fraction() -> float:
-        raw = position["raw"]
-        try:
-            return min(raw.tell() / size, 1.0) if raw is not None and not raw.closed else 0.0
-        except (OSError, ValueError):
-            return 0.0
-
-    state.open = lambda: pa.RecordBatchReader.from_batches(schema, batches())
-    state.fraction = fraction
-    return state
 
 
 def _parquet_types(file: SourceFile) -> dict[str, pa.DataType]:
@@ -191,7 +139,7 @@ class FocusSource(Source):
         for col, src in extras.items():
             raw[col] = ref(src)
             typed[col] = f"CAST({raw[col]} AS VARCHAR)"
-        stream = _csv_stream(file, names, delim or ",") if file.format != "parquet" else None
+        stream = csv_stream(file, names, delim or ",") if file.format != "parquet" else None
         notes = []
         if delim not in (None, ","):
             notes.append(f"{file.path.name}: read with delimiter {delim!r}")

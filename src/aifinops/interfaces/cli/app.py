@@ -27,6 +27,8 @@ from .collect import register as _register_collect
 from .common import RichProgress, check_format, friendly, open_store, print_batch, state
 from .gpu import register as _register_gpu
 from .output import console, err_console, render
+from .prices import register as _register_prices
+from .receive import register as _register_receive
 
 app = typer.Typer(help="aifinops: the economics of AI infrastructure.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -51,6 +53,8 @@ def main_options(
 _register_collect(app)
 _register_agent(app)
 _register_gpu(app)
+_register_prices(app)
+_register_receive(app)
 
 
 @app.command()

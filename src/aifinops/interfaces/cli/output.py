@@ -20,7 +20,7 @@ err_console = Console(stderr=True, soft_wrap=True)
 FORMATS = ("table", "csv", "json")
 def _plain(v: Any) -> Any:
     if isinstance(v, Decimal):
-        return str(v.normalize()) if v == v.to_integral_value() else format(v, "f")
+        return format(v.normalize(), "f") if v == v.to_integral_value() else format(v, "f")  # 10, not 1E+1
     if isinstance(v, datetime | date):
         return v.isoformat()
     if isinstance(v, list | tuple):
