@@ -36,12 +36,11 @@ import pytest
 
 from aifinops.analysis.llm_costs import SelfHosted, request_costs, self_hosted_report
 from aifinops.analysis.windows import Window
+from aifinops.config import Settings
 from aifinops.store.connection import Store
 
 D = Decimal
 WINDOW = Window(datetime(2026, 9, 1), datetime(2026, 11, 1))
-PRICES = """SELECT *, CASE catalog WHEN 'override' THEN 0 WHEN 'contract' THEN 1 WHEN 'litellm' THEN 2 ELSE 3 END
-                    AS precedence FROM llm_prices"""
 
 
 def price(store: Store, catalog: str, provider: str, model: str, i: str, o: str, tier: str = "standard",
@@ -97,18 +96,19 @@ def priced(store: Store) -> Store:
 
 
 def test_golden_costs(priced: Store) -> None:
-    rows = {r["request_id"]: r for r in request_costs(priced.con, WINDOW, PRICES)}
+    rows = {r["request_id"]: r for r in request_costs(priced.con, WINDOW)}
     expected = {"r1": "0.00725", "r2": "0.00625", "r3": "0.0025", "r4": "0.0303", "r5": "0.64", "r6": "0.135",
                 "r7": "1", "r8": "2", "r8b": "1", "r10": "0.5", "r11": "0.011", "r12": "3"}
     assert {k: rows[k]["cost"] for k in expected} == {k: D(v) for k, v in expected.items()}
     assert rows["r9"]["cost"] is None and rows["r9"]["priced"] is False and rows["r9"]["input_tokens"] == 5000
-    assert rows["r1"]["price_model"] == "gpt-4o" and rows["r1"]["match_quality"] == 2  # the dated version's base
-    assert rows["r3"]["price_tier"] == "standard" and rows["r2"]["price_tier"] == "batch"
-    assert rows["r10"]["catalog"] == "override" and rows["r5"]["above_tokens"] == 200_000
+    assert rows["r1"]["price_model"] == "gpt-4o" and rows["r1"]["price_match"] == "provider+base"  # dated version
+    assert rows["r3"]["price_tier"] == "standard" and rows["r3"]["price_tier_fallback"] is True
+    assert rows["r2"]["price_tier"] == "batch"
+    assert rows["r10"]["price_kind"] == "override" and rows["r5"]["price_above_tokens"] == 200_000
     assert rows["r4"]["cache_write_cost"] == D("0.0075") and rows["r4"]["output_cost"] == D("0.015")
-    assert rows["r8b"]["before_price_history"] is False  # the earlier row is open backwards: no flag
-    assert rows["r12"]["before_price_history"] is True and rows["r11"]["catalog"] == "override"
-    assert rows["r4"]["catalog"] == "litellm"
+    assert rows["r8b"]["price_in_force"] is True  # the earlier row is open backwards
+    assert rows["r12"]["price_in_force"] is False and rows["r11"]["price_kind"] == "override"
+    assert rows["r4"]["price_catalog"] == "litellm"
 
 
 def test_self_hosted_models_cost_their_gpu_share(priced: Store) -> None:
@@ -118,7 +118,7 @@ def test_self_hosted_models_cost_their_gpu_share(priced: Store) -> None:
     request(priced, "s2", "2026-10-05 14:00", "vllm", "llama-ft", 1500, 500)
     request(priced, "s3", "2026-10-05 14:00", "vllm", "llama-other", 1500, 500)
     served = [SelfHosted("llama-ft", D("30"), 12.0, 2)]
-    rows = {r["request_id"]: r for r in request_costs(priced.con, WINDOW, PRICES, served=served)}
+    rows = {r["request_id"]: r for r in request_costs(priced.con, WINDOW, served=served)}
     assert (rows["s1"]["cost"], rows["s2"]["cost"]) == (D(10), D(20))
     assert rows["s1"]["cost_basis"] == "self-hosted" and rows["s1"]["self_hosted"] is True
     assert rows["s3"]["priced"] is False and rows["s3"]["self_hosted"] is True
@@ -126,18 +126,20 @@ def test_self_hosted_models_cost_their_gpu_share(priced: Store) -> None:
 
 def test_self_hosted_beside_api_models(priced: Store) -> None:
     """llama-ft: $30 of GPU for 3,000 tokens (2,300 in, 700 out) = $10,000 per 1M tokens. The same tokens on
-    gpt-4o: 2300 x 2.5 + 700 x 10 = 0.01275; on gpt-4o-mini at its override: 2300 x 0.10 + 700 x 0.40 = 0.00051;
+    gpt-4o: 2300 x 2.5 + 700 x 10 = 0.01275; on openai/gpt-4o-mini at its override: 2300 x 0.10 + 700 x 0.40 =
+    0.00051 (gpt-4o-mini without a provider: the catalog's 0.15 / 0.60 = 0.000765);
     a model no catalog knows: no price."""
     request(priced, "s1", "2026-10-05 13:00", "vllm", "llama-ft", 800, 200)
     request(priced, "s2", "2026-10-05 14:00", "vllm", "llama-ft", 1500, 500)
     served = [SelfHosted("llama-ft", D("30"), 12.0, 2), SelfHosted("idle-model", D("5"), 3.0, 1)]
-    rows = {r["model"]: r for r in self_hosted_report(priced.con, WINDOW, PRICES, served,
-                                                       ["gpt-4o", "gpt-4o-mini", "nope"])}
+    settings = Settings(llm={"compare_with": ["gpt-4o", "openai/gpt-4o-mini", "gpt-4o-mini", "nope"]})
+    rows = {r["model"]: r for r in self_hosted_report(priced.con, WINDOW, served, settings)}
     llama = rows["llama-ft"]
     assert (llama["requests"], llama["inputTokens"], llama["outputTokens"], llama["costPer1MTokens"]) == (
         2, 2300, 700, D(10_000))
-    assert llama["api:gpt-4o"] == D("0.01275") and llama["api:gpt-4o-mini"] == D("0.00051")
+    assert llama["api:gpt-4o"] == D("0.01275") and llama["api:openai/gpt-4o-mini"] == D("0.00051")
+    assert llama["api:gpt-4o-mini"] == D("0.000765")  # no provider: catalog prices; overrides are per provider
     assert llama["api:nope"] is None
     assert rows["idle-model"]["requests"] == 0 and rows["idle-model"]["costPer1MTokens"] is None
-    alone = self_hosted_report(priced.con, WINDOW, PRICES, served, [])
+    alone = self_hosted_report(priced.con, WINDOW, served, Settings(llm={"compare_with": []}))
     assert alone[0]["requests"] == 2 and "api:gpt-4o" not in alone[0]  # no comparison asked: the volumes stay

@@ -7,7 +7,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 import pytest
-from test_llm_costs import PRICES, WINDOW, priced, request  # noqa: F401 - priced is a fixture
+from test_llm_costs import WINDOW, priced, request  # noqa: F401 - priced is a fixture
 
 from aifinops.analysis.llm_costs import request_costs
 from aifinops.analysis.unit_costs import UnitCostError, unit_costs
@@ -17,12 +17,12 @@ D = Decimal
 
 
 def test_summing_tokens_then_pricing_is_pricing_each_request(priced: Store) -> None:  # noqa: F811
-    per_request = request_costs(priced.con, WINDOW, PRICES)
+    per_request = request_costs(priced.con, WINDOW)
     want: dict[str, Decimal] = defaultdict(Decimal)
     for r in per_request:
         if r["cost"] is not None:
             want[r["priced_model"]] += r["cost"]
-    got = {r["model"]: r for r in unit_costs(priced.con, WINDOW, ["model"], PRICES)}
+    got = {r["model"]: r for r in unit_costs(priced.con, WINDOW, ["model"])}
     assert {m: got[m]["cost"] for m in want} == dict(want)
     gpt = got["gpt-4o"]  # r2 and r3 ask for "gpt-4o"; r1 for the dated version, its own model name
     assert (gpt["requests"], gpt["inputTokens"], gpt["outputTokens"], gpt["cost"]) == (2, 2000, 1000, D("0.00875"))
@@ -30,7 +30,7 @@ def test_summing_tokens_then_pricing_is_pricing_each_request(priced: Store) -> N
     mystery = got["mystery-model"]
     assert (mystery["cost"], mystery["unpricedRequests"], mystery["unpricedTokens"]) == (0, 1, 5100)
     assert mystery["costPerRequest"] is None  # nothing priced: no unit cost, rather than a false 0
-    total = unit_costs(priced.con, WINDOW, [], PRICES)
+    total = unit_costs(priced.con, WINDOW, [])
     assert len(total) == 1 and total[0]["cost"] == sum(want.values()) and total[0]["unpricedRequests"] == 1
 
 
@@ -45,7 +45,7 @@ def test_users_conversations_outcomes_and_margin(priced: Store) -> None:  # noqa
                 "('2026-10-06 15:00', 'tickets_resolved', 1, 'support', 1, 't', 1), "
                 "('2026-10-06 15:00', 'revenue', 1.00, 'support', 1, 't', 2), "
                 "('2026-12-06 15:00', 'revenue', 9.00, 'support', 1, 't', 3)")  # outside the window
-    rows = {r["team"]: r for r in unit_costs(con, WINDOW, ["team"], PRICES, outcome="tickets_resolved",
+    rows = {r["team"]: r for r in unit_costs(con, WINDOW, ["team"], outcome="tickets_resolved",
                                              revenue="revenue")}
     s = rows["support"]
     assert (s["cost"], s["activeUsers"], s["conversations"], s["outcome"], s["revenue"]) == (
@@ -54,30 +54,40 @@ def test_users_conversations_outcomes_and_margin(priced: Store) -> None:  # noqa
     assert s["grossMargin"] == D("0.9865")
     assert s["sourceCost"] == D("0.026") and s["drift"] == D("0.0135") - D("0.026")
     assert rows[None]["outcome"] is None  # requests without a team: no outcome of theirs
-    by_provider = unit_costs(con, WINDOW, ["provider"], PRICES, outcome="tickets_resolved")
+    by_provider = unit_costs(con, WINDOW, ["provider"], outcome="tickets_resolved")
     assert all(r["outcome"] is None for r in by_provider)  # outcomes name no provider: no join
 
 
 def test_daily_periods_and_percentiles(priced: Store) -> None:  # noqa: F811
-    rows = unit_costs(priced.con, WINDOW, ["model"], PRICES, accumulate="day")
+    rows = unit_costs(priced.con, WINDOW, ["model"], accumulate="day")
     days = {(r["start"].day, r["model"]) for r in rows}
     assert (5, "gpt-4o") in days and (10, "m-dated") in days and (20, "m-dated") in days
     for i in range(1, 101):  # 100 requests of 1,000 ... 100,000 tokens: p50 about 50,500, p95 about 95,000
         request(priced, f"q{i}", "2026-10-08 00:00", "openai", "gpt-q", i * 1000, 0)
-    q = next(r for r in unit_costs(priced.con, WINDOW, ["model"], PRICES) if r["model"] == "gpt-q")
+    q = next(r for r in unit_costs(priced.con, WINDOW, ["model"]) if r["model"] == "gpt-q")
     assert q["p50TokensPerRequest"] == pytest.approx(50_500, rel=0.03)  # t-digest: approximate by design
     assert q["p95TokensPerRequest"] == pytest.approx(95_000, rel=0.03)
 
 
 def test_bad_groupings(priced: Store) -> None:  # noqa: F811
     with pytest.raises(UnitCostError, match="unknown --by 'colour'"):
-        unit_costs(priced.con, WINDOW, ["colour"], PRICES)
+        unit_costs(priced.con, WINDOW, ["colour"])
     with pytest.raises(UnitCostError, match="unknown accumulate"):
-        unit_costs(priced.con, WINDOW, ["model"], PRICES, accumulate="fortnight")
+        unit_costs(priced.con, WINDOW, ["model"], accumulate="fortnight")
 
 
 def test_aggregated_usage_rows_count_their_requests(priced: Store) -> None:  # noqa: F811
     request(priced, "agg", "2026-10-07 00:00", "openai", "gpt-4o", 10_000, 0)
     priced.con.execute("UPDATE llm_requests SET requests = 10 WHERE request_id = 'agg'")
-    gpt = next(r for r in unit_costs(priced.con, WINDOW, ["model"], PRICES) if r["model"] == "gpt-4o")
+    gpt = next(r for r in unit_costs(priced.con, WINDOW, ["model"]) if r["model"] == "gpt-4o")
     assert gpt["requests"] == 12 and gpt["cost"] == D("0.00875") + D("0.025")
+
+
+def test_a_cached_answer_costs_nothing(priced: Store) -> None:  # noqa: F811
+    """A response served from a cache (LiteLLM's cache hit: status cached) never reached the provider."""
+    request(priced, "hit", "2026-10-07 00:00", "openai", "gpt-4o", 1_000_000, 1_000_000)
+    priced.con.execute("UPDATE llm_requests SET status = 'cached' WHERE request_id = 'hit'")
+    gpt = next(r for r in unit_costs(priced.con, WINDOW, ["model"]) if r["model"] == "gpt-4o")
+    assert gpt["requests"] == 3 and gpt["cost"] == D("0.00875") and gpt["unpricedRequests"] == 0
+    hit = next(r for r in request_costs(priced.con, WINDOW) if r["request_id"] == "hit")
+    assert (hit["cost"], hit["cost_basis"], hit["priced"]) == (0, "cached", True)

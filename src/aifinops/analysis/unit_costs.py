@@ -6,8 +6,8 @@ and context tier are known, so the engine sums each part's tokens per (group, pr
 multiplies the sums by the exact decimal prices. That is the same money as pricing each request (to the
 last decimal) and keeps 100M requests a matter of integer sums, not 400M decimal products.
 
-Everything here comes from ``llm_costs.pricing_ctes`` (which price applies to which request) and is
-computed in one statement per call:
+Everything here comes from ``llm_costs.pricing_ctes`` (which price applies to which request: the one rule of
+``llm_prices``) and is computed in one statement per call:
 
 - ``requests`` counts what the rows stand for (an aggregated export's row is ``requests`` requests);
 - ``cost`` is NULL-free: unpriced requests are not costed at 0 but counted in ``unpricedRequests`` and
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import duckdb
 
-from ..config import Settings
+from ..config import LlmSettings, Settings
 from ..model.checks import sql_str
 from .llm_costs import SELF_HOSTED_PROVIDERS, SelfHosted, part_cost_sql, pricing_ctes, token_parts
 from .windows import Window
@@ -63,10 +63,10 @@ def _keys(by: list[str], accumulate: str) -> list[tuple[str, str]]:
     return keys
 
 
-def unit_costs_sql(prices: str, by: list[str], accumulate: str = "window", aliases: dict[str, str] | None = None,
-                   served: list[SelfHosted] | None = None, outcome: str | None = None,
-                   revenue: str | None = None) -> str:
-    """The statement (``$start``, ``$end``): one row per group and period."""
+def unit_costs_sql(con: duckdb.DuckDBPyConnection, by: list[str], accumulate: str = "window",
+                   llm: LlmSettings | None = None, served: list[SelfHosted] | None = None,
+                   outcome: str | None = None, revenue: str | None = None) -> str:
+    """The statement (``$start``, ``$end``): one row per group and period. Registers the price views on ``con``."""
     keys = _keys(by, accumulate)
     k_expr = ", ".join(f"{e} AS k{i}" for i, (_, e) in enumerate(keys))
     k_cols = ", ".join(f"k{i}" for i in range(len(keys)))
@@ -78,7 +78,7 @@ def unit_costs_sql(prices: str, by: list[str], accumulate: str = "window", alias
 
     parts = token_parts("m")
     sums = ", ".join(f"sum({t}) AS t_{name}" for name, t in parts.items())
-    priced_parts = " + ".join(part_cost_sql(f"t_{name}", name, "s.tiers[g.ti]") for name in parts)
+    priced_parts = " + ".join(f"coalesce({part_cost_sql(f't_{name}', name, 'g')}, 0)" for name in parts)
     self_hosted = ", ".join(sql_str(p) for p in SELF_HOSTED_PROVIDERS)
     tokens = "coalesce(m.input_tokens, 0) + coalesce(m.output_tokens, 0)"
     # Distinct users and conversations: exact over the window (a grouping of (group, user) pairs, which
@@ -112,22 +112,24 @@ def unit_costs_sql(prices: str, by: list[str], accumulate: str = "window", alias
   FROM outcomes WHERE ts >= $start::TIMESTAMP AND ts < $end::TIMESTAMP AND NOT _superseded {grp}
 )"""
         outcome_cols = "o.outcome_value, o.revenue_value"
-    return pricing_ctes(prices, aliases, served) + f"""
+    return pricing_ctes(con, llm, served) + f"""
 , grouped AS (
-  -- tokens per group, price row and context tier: the money is computed on these sums
-  SELECT {sel}m.combo, m.seg_from, m.ti, m.catalog, m.priced_model, m.source_cost IS NOT NULL AS has_source,
-         m.catalog IS NULL AND m.provider IN ({self_hosted}) AS self_hosted_provider,
+  -- tokens per group and price: the money is computed on these sums
+  SELECT {sel}m.price_catalog AS catalog, m.input_per_mtok, m.output_per_mtok, m.cache_read_per_mtok,
+         m.cache_write_per_mtok, m.priced_model, m.source_cost IS NOT NULL AS has_source,
+         m.price_catalog IS NULL AND m.provider IN ({self_hosted}) AS self_hosted_provider,
+         m.status IS NOT DISTINCT FROM 'cached' AS cached,
          {sums}, sum({tokens}) AS t_tokens, sum(coalesce(m.requests, 1)) AS n_requests
   FROM matched m GROUP BY ALL
 ), model_tokens AS (
-  SELECT priced_model, sum(t_tokens) AS tokens FROM grouped WHERE catalog IS NULL GROUP BY 1
+  -- a self-hosted model's GPU cost is spread over the tokens it served (a cached answer used no GPU)
+  SELECT priced_model, sum(t_tokens) AS tokens FROM grouped WHERE catalog IS NULL AND NOT cached GROUP BY 1
 ), priced AS (
-  SELECT g.*, CASE WHEN g.catalog IS NOT NULL THEN {priced_parts}
+  SELECT g.*, CASE WHEN g.cached THEN CAST(0 AS {MONEY}) WHEN g.catalog IS NOT NULL THEN {priced_parts}
                    WHEN sv.model IS NOT NULL AND mt.tokens > 0
                      THEN CAST(CAST(sv.gpu_cost AS DOUBLE) * g.t_tokens / mt.tokens AS {MONEY}) END AS cost,
          sv.model IS NOT NULL AND g.catalog IS NULL AS self_hosted_cost
   FROM grouped g
-  LEFT JOIN schedule s ON s.combo = g.combo AND s.seg_from = g.seg_from
   LEFT JOIN served sv ON sv.model = g.priced_model AND g.catalog IS NULL
   LEFT JOIN model_tokens mt ON mt.priced_model = g.priced_model
 ), money AS (
@@ -162,14 +164,13 @@ def _ratio(a: object, b: object) -> object:
     return a / b if a is not None and b else None  # type: ignore[operator]
 
 
-def unit_costs(con: duckdb.DuckDBPyConnection, window: Window, by: list[str], prices: str,
-               settings: Settings | None = None, accumulate: str = "window", served: list[SelfHosted] | None = None,
-               outcome: str | None = None, revenue: str | None = None) -> list[dict[str, object]]:
+def unit_costs(con: duckdb.DuckDBPyConnection, window: Window, by: list[str], settings: Settings | None = None,
+               accumulate: str = "window", served: list[SelfHosted] | None = None, outcome: str | None = None,
+               revenue: str | None = None) -> list[dict[str, object]]:
     """Unit costs per group (see the module docstring); money as Decimal, ratios per request/token/user."""
     s = settings or Settings()
-    aliases = dict(s.llm.aliases) if hasattr(s, "llm") else {}
     keys = _keys(by, accumulate)
-    sql = unit_costs_sql(prices, by, accumulate, aliases, served, outcome, revenue)
+    sql = unit_costs_sql(con, by, accumulate, s.llm, served, outcome, revenue)
     params: dict[str, object] = {"start": window.start, "end": window.end}
     if "$outcome" in sql:  # outcomes join only when they carry the grouping
         params.update(outcome=outcome, revenue=revenue)

@@ -29,6 +29,7 @@ from .gpu import register as _register_gpu
 from .output import console, err_console, render
 from .prices import register as _register_prices
 from .receive import register as _register_receive
+from .units import register as _register_units
 
 app = typer.Typer(help="aifinops: the economics of AI infrastructure.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -55,6 +56,7 @@ _register_agent(app)
 _register_gpu(app)
 _register_prices(app)
 _register_receive(app)
+_register_units(app)
 
 
 @app.command()
