@@ -12,6 +12,8 @@ from aifinops.interfaces.display import cell
 
 @pytest.mark.parametrize(("name", "value", "shown"), [
     ("gpuCost", Decimal("1234.5"), "1,234.50"),
+    ("costPerRequest", Decimal("0.002001"), "0.002001"),  # a unit cost: cents would read 0.00
+    ("cost", Decimal("0.5"), "0.5"),
     ("gpuCostInefficiency", Decimal("48751.08"), "48,751.08"),  # money, though its name holds "efficiency"
     ("inefficiencyCost", 48751.083, "48,751.08"),
     ("gpuEfficiency", 0.4363, "43.6%"),

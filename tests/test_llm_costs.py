@@ -141,5 +141,6 @@ def test_self_hosted_beside_api_models(priced: Store) -> None:
     assert llama["api:gpt-4o-mini"] == D("0.000765")  # no provider: catalog prices; overrides are per provider
     assert llama["api:nope"] is None
     assert rows["idle-model"]["requests"] == 0 and rows["idle-model"]["costPer1MTokens"] is None
+    assert rows["idle-model"]["api:gpt-4o"] is None  # every row has every comparison's column
     alone = self_hosted_report(priced.con, WINDOW, served, Settings(llm={"compare_with": []}))
     assert alone[0]["requests"] == 2 and "api:gpt-4o" not in alone[0]  # no comparison asked: the volumes stay

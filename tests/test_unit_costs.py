@@ -91,3 +91,14 @@ def test_a_cached_answer_costs_nothing(priced: Store) -> None:  # noqa: F811
     assert gpt["requests"] == 3 and gpt["cost"] == D("0.00875") and gpt["unpricedRequests"] == 0
     hit = next(r for r in request_costs(priced.con, WINDOW) if r["request_id"] == "hit")
     assert (hit["cost"], hit["cost_basis"], hit["priced"]) == (0, "cached", True)
+
+
+def test_an_aggregated_row_takes_the_context_tier_of_its_average_request(priced: Store) -> None:  # noqa: F811
+    """An hourly rollup of 10 gemini-2.5-pro requests with 1M input tokens in all: 100k each, below the 200k
+    context tier, so 1M x 1.25 = 1.25 (not the long-context 2.50 its sum would take)."""
+    request(priced, "roll", "2026-10-09 00:00", "gcp.gemini", "gemini-2.5-pro", 1_000_000, 0)
+    priced.con.execute("UPDATE llm_requests SET requests = 10 WHERE request_id = 'roll'")
+    hit = next(r for r in request_costs(priced.con, WINDOW) if r["request_id"] == "roll")
+    assert (hit["cost"], hit["price_above_tokens"]) == (D("1.25"), 0)
+    tiers = {r["tier"]: r["requests"] for r in unit_costs(priced.con, WINDOW, ["tier"])}
+    assert tiers["batch"] == 1 and tiers["priority"] == 1 and tiers["standard"] > 10

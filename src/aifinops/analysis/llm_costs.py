@@ -75,7 +75,9 @@ def pricing_ctes(con: duckdb.DuckDBPyConnection, llm: LlmSettings | None = None,
     ``matched``: every request with the price row of its key (``llm_prices.MATCH_COLUMNS``). Registers the
     price views on ``con``. ``where`` is an extra filter over ``llm_requests`` (aliased ``r``)."""
     cuts = thresholds(con, llm)
-    bucket = ("CASE " + " ".join(f"WHEN coalesce(r.input_tokens, 0) > {t} THEN {t}" for t in cuts) + " ELSE 0 END"
+    # per request: a row standing for many requests (an hourly rollup) has their average context, not the sum
+    per_request = "coalesce(r.input_tokens, 0) / greatest(coalesce(r.requests, 1), 1)"
+    bucket = ("CASE " + " ".join(f"WHEN {per_request} > {t} THEN {t}" for t in cuts) + " ELSE 0 END"
               if cuts else "0")
     keys = ("SELECT provider, priced_model AS model, tier, hour AS ts, bucket + 1 AS input_tokens, hour, bucket "
             "FROM keys")
@@ -196,6 +198,9 @@ FROM volumes v LEFT JOIN current_price c ON true
 ORDER BY v.model, c.label"""
     rows = con.execute(sql, {"start": window.start, "end": window.end}).fetchall()
     by_model = {x.model: x for x in served}
+    # every row has every comparison's columns (a model that served nothing has them empty): tables and CSV
+    # take their columns from the first row
+    blank = {k: None for m in s.llm.compare_with for k in (f"api:{m}", f"api:{m}:per1MTokens")}
     out: dict[str, dict[str, object]] = {}
     for model, requests, inp, outp, name, api in rows:
         x = by_model[model]
@@ -203,14 +208,14 @@ ORDER BY v.model, c.label"""
         row = out.setdefault(model, {
             "model": model, "requests": requests, "inputTokens": inp, "outputTokens": outp, "gpuCost": x.gpu_cost,
             "gpuHours": x.gpu_hours, "servingWorkloads": x.workloads,
-            "costPer1MTokens": x.gpu_cost * 1_000_000 / tokens if tokens else None})
+            "costPer1MTokens": x.gpu_cost * 1_000_000 / tokens if tokens else None, **blank})
         if name is not None:
             row[f"api:{name}"] = api
             row[f"api:{name}:per1MTokens"] = api * 1_000_000 / tokens if api is not None and tokens else None
     for x in served:  # a model that served no request in the window still cost its GPUs
         out.setdefault(x.model, {"model": x.model, "requests": 0, "inputTokens": 0, "outputTokens": 0,
                                  "gpuCost": x.gpu_cost, "gpuHours": x.gpu_hours, "servingWorkloads": x.workloads,
-                                 "costPer1MTokens": None})
+                                 "costPer1MTokens": None, **blank})
     return list(out.values())
 
 

@@ -36,7 +36,7 @@ MONEY = "DECIMAL(38, 12)"
 DIMENSIONS: dict[str, str] = {
     "model": "priced_model", "feature": "feature", "team": "team", "user": "user_id", "provider": "provider",
     "tenant": "tenant", "service": "service", "environment": "environment", "operation": "operation",
-    "tier": "priced_tier", "api_key": "api_key", "conversation": "conversation_id",
+    "tier": "coalesce(tier, 'standard')", "api_key": "api_key", "conversation": "conversation_id",
 }
 #: --by dimension -> the outcomes column that names the same thing
 OUTCOME_DIMENSIONS = {"model": "model", "feature": "feature", "team": "team", "user": "user_id", "tenant": "tenant"}

@@ -22,6 +22,8 @@ def cell(name: str, v: Any) -> str:
     if isinstance(v, Decimal | float) and not money and \
             (low == "coverage" or any(h in low for h in RATIO_HINTS)):
         return f"{float(v):.1%}"
+    if money and isinstance(v, Decimal | float) and v and abs(v) < 1:
+        return f"{v:.4g}"  # a unit cost (per request, per 1K tokens) is small: cents would show 0.00
     if isinstance(v, Decimal):
         return f"{v:,.{2 if money else 4}f}"
     if isinstance(v, float):

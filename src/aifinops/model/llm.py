@@ -103,7 +103,7 @@ PROVIDER_ALIASES: dict[str, str] = {
     "vertex_ai-mistral_models": "gcp.vertex_ai", "vertex_ai-llama_models": "gcp.vertex_ai",
     "vertex_ai-ai21_models": "gcp.vertex_ai", "vertex_ai-deepseek_models": "gcp.vertex_ai",
     "cohere_chat": "cohere", "text-completion-openai": "openai", "together_ai": "together",
-    "fireworks_ai": "fireworks",
+    "fireworks_ai": "fireworks", "hosted_vllm": "vllm",
     # genai-prices provider ids
     "aws": "aws.bedrock", "google": "gcp.gemini", "x-ai": "x_ai",
 }
