@@ -133,14 +133,16 @@ def test_self_hosted_beside_api_models(priced: Store) -> None:
     request(priced, "s2", "2026-10-05 14:00", "vllm", "llama-ft", 1500, 500)
     served = [SelfHosted("llama-ft", D("30"), 12.0, 2), SelfHosted("idle-model", D("5"), 3.0, 1)]
     settings = Settings(llm={"compare_with": ["gpt-4o", "openai/gpt-4o-mini", "gpt-4o-mini", "nope"]})
-    rows = {r["model"]: r for r in self_hosted_report(priced.con, WINDOW, served, settings)}
-    llama = rows["llama-ft"]
-    assert (llama["requests"], llama["inputTokens"], llama["outputTokens"], llama["costPer1MTokens"]) == (
+    rows = self_hosted_report(priced.con, WINDOW, served, settings)
+    llama = {r["comparedWith"]: r for r in rows if r["model"] == "llama-ft"}
+    first = llama["gpt-4o"]
+    assert (first["requests"], first["inputTokens"], first["outputTokens"], first["costPer1MTokens"]) == (
         2, 2300, 700, D(10_000))
-    assert llama["api:gpt-4o"] == D("0.01275") and llama["api:openai/gpt-4o-mini"] == D("0.00051")
-    assert llama["api:gpt-4o-mini"] == D("0.000765")  # no provider: catalog prices; overrides are per provider
-    assert llama["api:nope"] is None
-    assert rows["idle-model"]["requests"] == 0 and rows["idle-model"]["costPer1MTokens"] is None
-    assert rows["idle-model"]["api:gpt-4o"] is None  # every row has every comparison's column
+    assert llama["gpt-4o"]["apiCost"] == D("0.01275") and llama["openai/gpt-4o-mini"]["apiCost"] == D("0.00051")
+    assert llama["gpt-4o-mini"]["apiCost"] == D("0.000765")  # no provider: catalog prices; overrides are per provider
+    assert llama["nope"]["apiCost"] is None and llama["gpt-4o"]["apiCostMinusGpuCost"] == D("0.01275") - 30
+    idle = [r for r in rows if r["model"] == "idle-model"]
+    assert len(idle) == 1 and idle[0]["requests"] == 0 and idle[0]["costPer1MTokens"] is None
+    assert set(idle[0]) == set(first)  # every row has the same columns: tables take them from the first
     alone = self_hosted_report(priced.con, WINDOW, served, Settings(llm={"compare_with": []}))
-    assert alone[0]["requests"] == 2 and "api:gpt-4o" not in alone[0]  # no comparison asked: the volumes stay
+    assert alone[0]["requests"] == 2 and alone[0]["comparedWith"] is None  # no comparison asked: the volumes stay

@@ -64,9 +64,11 @@ def test_by_team(db: Path) -> None:
 def test_training_self_hosted_and_reconcile(db: Path) -> None:
     [run_row] = run(db, "--by", "run")
     assert run_row["run"] == "r-1" and D(run_row["failedCost"]) == D(run_row["cost"]) > 0
-    [llama] = run(db, "--self-hosted")
-    assert llama["model"] == "llama-ft" and llama["requests"] == 1 and "api:openai/gpt-4o" in llama
-    assert D(llama["api:openai/gpt-4o"]) == D("0.0175")  # 3000 x 2.5 + 1000 x 10 per 1M
+    llama = {r["comparedWith"]: r for r in run(db, "--self-hosted")}
+    assert set(llama) == {"openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-3-5-haiku"}
+    gpt = llama["openai/gpt-4o"]
+    assert gpt["model"] == "llama-ft" and gpt["requests"] == 1
+    assert D(gpt["apiCost"]) == D("0.0175")  # 3000 x 2.5 + 1000 x 10 per 1M
     recon = {r["provider"]: r for r in run(db, "--reconcile")}
     assert D(recon["openai"]["usageCost"]) == D("3.5") and D(recon["openai"]["ledgerCost"]) == D("3")
     assert recon["openai"]["coverage"] == pytest.approx(3.5 / 3)

@@ -68,3 +68,16 @@ def test_cost_per_run_experiment_and_version(runs: Store) -> None:
 def test_serving_cost_of_a_self_hosted_model(runs: Store) -> None:
     [served] = serving_costs(runs.con, WINDOW)
     assert (served.model, served.gpu_cost, served.gpu_hours, served.workloads) == ("llama-ft", D(2), 2.0, 1)
+
+
+def test_a_failed_attempt_before_a_successful_retry(runs: Store) -> None:
+    """Run D: d-0 fails after 1 h on 1 GPU ($1), d-1 retries and succeeds (1 h, $1): the run succeeded, and its
+    failed attempt's $1 is failed money in it."""
+    for wid, start, end, phase in (("d-0", "00:00", "01:00", "Failed"), ("d-1", "01:00", "02:00", "Succeeded")):
+        runs.con.execute(
+            "INSERT INTO workloads (workload_id, name, source, node, gpu_share, start_ts, end_ts, labels, phase, "
+            "owner_kind, _batch_id, _file, _row) VALUES (?, ?, 'kubernetes', 'n1', 1, ?, ?, ?, ?, 'Job', 1, 't', 0)",
+            [wid, wid, f"2026-10-01 {start}", f"2026-10-01 {end}", {"run": "D", "experiment": "E3"}, phase])
+    d = next(r for r in training_costs(runs.con, WINDOW, "run") if r["run"] == "D")
+    assert (d["succeededRuns"], d["failedRuns"], d["workloads"]) == (1, 0, 2)
+    assert (d["cost"], d["succeededCost"], d["failedCost"]) == (D(2), D(1), D(1))

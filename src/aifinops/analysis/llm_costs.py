@@ -164,9 +164,10 @@ def request_costs(con: duckdb.DuckDBPyConnection, window: Window, settings: Sett
 
 def self_hosted_report(con: duckdb.DuckDBPyConnection, window: Window, served: list[SelfHosted],
                        settings: Settings | None = None) -> list[dict[str, object]]:
-    """Per self-hosted model: what its tokens cost on its own GPUs (serving GPU cost / tokens served, at the
-    utilisation it actually had) and what the same tokens would have cost on each ``llm.compare_with`` API
-    model at its standard price in force at the window's end (base context tier; the one matching rule)."""
+    """Per self-hosted model and comparison: what its tokens cost on its own GPUs (serving GPU cost / tokens
+    served, at the utilisation it actually had) and what the same tokens would have cost on each
+    ``llm.compare_with`` API model at its standard price in force at the window's end (base context tier; the
+    one matching rule). One row per (model, comparison), so the table stays narrow however many there are."""
     if not served:
         return []
     s = settings or Settings()
@@ -198,25 +199,26 @@ FROM volumes v LEFT JOIN current_price c ON true
 ORDER BY v.model, c.label"""
     rows = con.execute(sql, {"start": window.start, "end": window.end}).fetchall()
     by_model = {x.model: x for x in served}
-    # every row has every comparison's columns (a model that served nothing has them empty): tables and CSV
-    # take their columns from the first row
-    blank = {k: None for m in s.llm.compare_with for k in (f"api:{m}", f"api:{m}:per1MTokens")}
-    out: dict[str, dict[str, object]] = {}
+    out: list[dict[str, object]] = []
+    seen: set[str] = set()
     for model, requests, inp, outp, name, api in rows:
         x = by_model[model]
+        seen.add(model)
         tokens = (inp or 0) + (outp or 0)
-        row = out.setdefault(model, {
+        out.append({
             "model": model, "requests": requests, "inputTokens": inp, "outputTokens": outp, "gpuCost": x.gpu_cost,
             "gpuHours": x.gpu_hours, "servingWorkloads": x.workloads,
-            "costPer1MTokens": x.gpu_cost * 1_000_000 / tokens if tokens else None, **blank})
-        if name is not None:
-            row[f"api:{name}"] = api
-            row[f"api:{name}:per1MTokens"] = api * 1_000_000 / tokens if api is not None and tokens else None
+            "costPer1MTokens": x.gpu_cost * 1_000_000 / tokens if tokens else None,
+            "comparedWith": name, "apiCost": api,
+            "apiCostPer1MTokens": api * 1_000_000 / tokens if api is not None and tokens else None,
+            "apiCostMinusGpuCost": api - x.gpu_cost if api is not None else None})
     for x in served:  # a model that served no request in the window still cost its GPUs
-        out.setdefault(x.model, {"model": x.model, "requests": 0, "inputTokens": 0, "outputTokens": 0,
-                                 "gpuCost": x.gpu_cost, "gpuHours": x.gpu_hours, "servingWorkloads": x.workloads,
-                                 "costPer1MTokens": None, **blank})
-    return list(out.values())
+        if x.model not in seen:
+            out.append({"model": x.model, "requests": 0, "inputTokens": 0, "outputTokens": 0, "gpuCost": x.gpu_cost,
+                        "gpuHours": x.gpu_hours, "servingWorkloads": x.workloads, "costPer1MTokens": None,
+                        "comparedWith": None, "apiCost": None, "apiCostPer1MTokens": None,
+                        "apiCostMinusGpuCost": None})
+    return out
 
 
 def _values(rows: list[str], empty: str) -> str:

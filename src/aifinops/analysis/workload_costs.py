@@ -7,10 +7,11 @@ with the allocation's. Labels name the units: a workload's ``run``, ``experiment
 label (the keys are settings: ``llm.training_labels``); a run is all workloads that carry the same run
 label (the pods of a distributed job, its restarts).
 
-A run **succeeded** when its workloads ended Succeeded / COMPLETED, **failed** when one ended Failed,
-OOMKilled, NODE_FAIL, TIMEOUT, PREEMPTED, CANCELLED, ..., and is **running** otherwise. Failed runs' GPU
-cost is the money a checkpoint would have saved (the waste rule ``failed-runs-without-checkpoints``
-builds on it).
+A workload (one attempt) **succeeded** when it ended Succeeded / COMPLETED, **failed** when it ended Failed,
+OOMKilled, NODE_FAIL, TIMEOUT, PREEMPTED, CANCELLED, ..., and is **running** otherwise; a run's outcome is
+its last attempt's, and each attempt's cost stays with its own outcome: ``failedCost`` is the GPU money of
+failed attempts (what a checkpoint would have saved; the waste rule ``failed-runs-without-checkpoints``
+builds on it), even in a run that a retry finished.
 
 Serving workloads of a self-hosted model are the long-running ones (owner ReplicaSet, Deployment,
 StatefulSet, DaemonSet, LeaderWorkerSet, or no owner) whose ``model`` label (``llm.serving_label``) names
@@ -46,7 +47,7 @@ SELECT a.workload_id, sum({COSTS}) AS cost, sum("gpuHours") AS gpu_hours,
        sum("gpuHours" * activity) FILTER (WHERE activity IS NOT NULL) AS used_hours,
        sum("gpuHours") FILTER (WHERE activity IS NOT NULL) AS seen_hours,
        any_value(w.labels) AS labels, any_value(lower(w.phase)) AS phase, any_value(lower(w.owner_kind)) AS owner,
-       any_value(w.source) AS source
+       any_value(w.source) AS source, any_value(w.end_ts) AS last_end
 FROM ({sql}) a
 JOIN (SELECT * FROM workloads QUALIFY row_number() OVER (PARTITION BY workload_id ORDER BY _batch_id DESC) = 1) w
   ON w.workload_id = a.workload_id
@@ -67,20 +68,25 @@ def training_costs(con: duckdb.DuckDBPyConnection, window: Window, by: str,
     ok, bad = (", ".join(sql_str(x) for x in group) for group in (SUCCEEDED, FAILED))
     cur = con.execute(f"""
 WITH w AS ({_per_workload(settings)}),
-runs AS (
-  -- one run: the workloads sharing a run label (or the workload itself without one)
-  SELECT labels[{sql_str(label)}] AS grp, coalesce(labels[{sql_str(run_label)}], workload_id) AS run,
-         sum(cost) AS cost, sum(gpu_hours) AS gpu_hours, sum(used_hours) AS used_hours, sum(seen_hours) AS seen_hours,
-         count(*) AS workloads,
-         CASE WHEN bool_or(phase IN ({bad})) THEN 'failed' WHEN bool_and(phase IN ({ok})) THEN 'succeeded'
-              ELSE 'running' END AS outcome
-  FROM w WHERE labels[{sql_str(label)}] IS NOT NULL GROUP BY ALL
+per AS (
+  SELECT *, CASE WHEN phase IN ({bad}) THEN 'failed' WHEN phase IN ({ok}) THEN 'succeeded' ELSE 'running' END
+         AS outcome, coalesce(labels[{sql_str(run_label)}], workload_id) AS run
+  FROM w WHERE labels[{sql_str(label)}] IS NOT NULL
+), runs AS (
+  -- one run: the workloads sharing a run label (or the workload itself without one); its outcome is its
+  -- last attempt's, while each attempt's cost stays with that attempt's outcome (a failed attempt before a
+  -- successful retry is failed money in a succeeded run)
+  SELECT labels[{sql_str(label)}] AS grp, run, sum(cost) AS cost, sum(gpu_hours) AS gpu_hours,
+         sum(used_hours) AS used_hours, sum(seen_hours) AS seen_hours, count(*) AS workloads,
+         arg_max(outcome, coalesce(last_end, 'infinity'::TIMESTAMP)) AS outcome,
+         coalesce(sum(cost) FILTER (WHERE outcome = 'succeeded'), 0) AS ok_cost,
+         coalesce(sum(cost) FILTER (WHERE outcome = 'failed'), 0) AS bad_cost,
+         coalesce(sum(cost) FILTER (WHERE outcome = 'running'), 0) AS run_cost
+  FROM per GROUP BY ALL
 )
 SELECT grp, count(*) AS runs, sum(workloads) AS workloads, sum(gpu_hours) AS gpu_hours,
        sum(used_hours) / nullif(sum(seen_hours), 0) AS efficiency, sum(cost) AS cost,
-       coalesce(sum(cost) FILTER (WHERE outcome = 'succeeded'), 0) AS succeeded_cost,
-       coalesce(sum(cost) FILTER (WHERE outcome = 'failed'), 0) AS failed_cost,
-       coalesce(sum(cost) FILTER (WHERE outcome = 'running'), 0) AS running_cost,
+       sum(ok_cost) AS succeeded_cost, sum(bad_cost) AS failed_cost, sum(run_cost) AS running_cost,
        count(*) FILTER (WHERE outcome = 'succeeded') AS succeeded_runs,
        count(*) FILTER (WHERE outcome = 'failed') AS failed_runs
 FROM runs GROUP BY grp ORDER BY cost DESC, grp""", {"start": window.start, "end": window.end})

@@ -86,7 +86,7 @@ MEMORY = {"train": .93, "sweep": .85, "rl": .8, "batch": .7, "llm": .9, "summ": 
 #: workloads-csv options for ``azureml-jobs.csv`` (the CLI takes the same as ``--option`` / aifinops.yaml)
 AZUREML_MAPPING: dict[str, object] = {
     "source_name": "azureml", "time_unit": "iso", "numeric": ["gpus", "cpu_cores", "memory_gb"],
-    "labels": ["team", "project", "model", "env"],
+    "labels": ["team", "project", "model", "env", "run", "experiment"],
     "columns": {"workload_id": "name", "kind": "'azureml-job'", "name": "display_name", "node": "node",
                 "owner_kind": "'experiment'", "owner_name": "experiment_name", "start_ts": "start_time",
                 "end_ts": "end_time", "phase": "status", "gpu_resource": "'nvidia.com/gpu'", "gpu_count": "gpus",
@@ -309,7 +309,9 @@ def _k8s_jobs(sc: Scenario, inst: Instance, node_i: int, rng: np.random.Generato
                 if pe2 is not None and pe2 > end_all:
                     pe2, phase = None, "Running"
                 w = Workload("pod", inst, tuple(range(8)), ps, pe2, phase, "train", job, namespace="ranking-train",
-                             owner_kind="Job", labels=_labels(inst, app="ranker-v7-retrain",
+                             owner_kind="Job", labels=_labels(inst, app="ranker-v7-retrain", run=job,
+                                                              experiment="ranker-v7-daily-retrain",
+                                                              model_version="ranker-v7.4.1",
                                                               **{"batch.kubernetes.io/job-name": job}),
                              image="us-docker.pkg.dev/helix-recsys-prod/train/ranker:7.4.1")
                 if phase == "Failed":
@@ -487,12 +489,13 @@ def _azureml_csv(works: list[Workload], path: Path) -> Path:
     with path.open("w", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(["name", "display_name", "experiment_name", "status", "compute", "node", "start_time",
-                      "end_time", "gpus", "cpu_cores", "memory_gb", "team", "project", "model", "env"])
+                      "end_time", "gpus", "cpu_cores", "memory_gb", "team", "project", "model", "env", "run",
+                      "experiment"])
         for w in sorted(works, key=lambda w: (w.start, w.inst.name)):
             cpu, mem = _requests(w)
             out.writerow([w.id, w.name, w.app, w.state, "nd96-ft", w.inst.node_name, _rfc(w.start),
                           "" if w.end is None else _rfc(w.end), len(w.gpus), cpu, mem, *(
-                              w.labels.get(k, "") for k in ("team", "project", "model", "env"))])
+                              w.labels.get(k, "") for k in ("team", "project", "model", "env")), w.name, w.app])
     return path
 
 

@@ -6,8 +6,11 @@
 3. re-ingesting the sample changes nothing;
 4. the company's GPU fleet (``gpu_fleet``) is ingested through the product's sources: inventory, Kubernetes
    pods, Slurm jobs, Azure ML jobs (a CSV through a mapping), NVML samples and a dcgm-exporter query;
-5. the first answers (spend by provider, layer, team; tag coverage; typos; GPU cost and idle GPU cost by
-   team) are printed and written to an HTML summary beside the store.
+5. its LLM features (``llm_usage``) through the request sources: the support copilot's OTel GenAI spans,
+   the LiteLLM gateway's spend logs, the hourly usage rollup (a CSV through a mapping), and business outcomes;
+6. the first answers (spend by provider, layer, team; tag coverage; typos; GPU cost and idle GPU cost by
+   team; unit costs by feature, the self-hosted model beside API models, LLM usage against the bill) are
+   printed and written to an HTML summary beside the store.
 """
 
 from __future__ import annotations
@@ -24,8 +27,12 @@ import pyarrow.parquet as pq
 from ..analysis import costs as costs_mod
 from ..analysis import gpu_allocation
 from ..analysis import tags as tags_mod
-from ..analysis.layers import load_rules
-from ..analysis.windows import parse_window
+from ..analysis.layers import LayerRule, load_rules
+from ..analysis.llm_costs import self_hosted_report
+from ..analysis.llm_reconcile import ledger_by_provider, reconcile
+from ..analysis.unit_costs import unit_costs
+from ..analysis.windows import Window, parse_window
+from ..analysis.workload_costs import serving_costs
 from ..config import Settings
 from ..interfaces.cli.output import console, render
 from ..interfaces.report import Section, write_summary
@@ -34,10 +41,18 @@ from ..store.connection import Store
 from ..store.ingest import BatchResult, ingest
 from . import bundled_sample
 from .gpu_fleet import AZUREML_MAPPING, write_gpu_fleet
+from .llm_usage import LLM_DAYS, ROLLUP_MAPPING, SELF_HOSTED, write_llm_usage
 from .synthetic import build_scenario, write_bill
 
 DEMO_TAG_KEYS = ["team", "project", "env", "model"]
 GPU_WINDOW = "30d"  # the GPU sections' window; the fleet's telemetry covers it (gpu_fleet's default span)
+LLM_WINDOW = f"{LLM_DAYS}d"  # the LLM sections' window: the span of the LLM traffic
+#: each feature's business outcome (its unit costs are per one of these); revenue gives the gross margin
+OUTCOMES = {"support-copilot": "tickets_resolved", "semantic-search": "searches_with_click",
+            "doc-summarizer": "documents_summarized"}
+REVENUE = "revenue"
+#: columns of the LLM sections shown in the HTML summary only (terminals are narrow)
+CONSOLE_HIDDEN = ("tokens", "activeUsers", "revenue", "sourceCost", "gpuHours")
 
 
 def _month_to_date(full: Path, out: Path) -> Path:
@@ -63,7 +78,7 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
     settings = settings or Settings()
     out.mkdir(parents=True, exist_ok=True)
     db = out / "aifinops.duckdb"
-    for stale in (db, Path(f"{db}.wal"), out / "bill", out / "deliveries", out / "gpu"):
+    for stale in (db, Path(f"{db}.wal"), out / "bill", out / "deliveries", out / "gpu", out / "llm"):
         if stale.is_dir():
             shutil.rmtree(stale)
         elif stale.exists():
@@ -72,6 +87,7 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
     scenario = build_scenario(seed=seed, days=days)
     files = write_bill(scenario, out / "bill")
     fleet = write_gpu_fleet(scenario, out / "gpu", telemetry_days=int(GPU_WINDOW[:-1]))
+    llm = write_llm_usage(scenario, out / "llm", days=LLM_DAYS)
     latest = max(files, key=lambda p: p.name)  # the newest month of the first provider, by file name
     mtd = _month_to_date(latest, out / "deliveries" / f"{latest.stem}-month-to-date.parquet")
 
@@ -92,7 +108,17 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
              fleet.nvml),
             ("4f. GPU samples of the MIG node: a dcgm-exporter query_range answer", "dcgm", {}, fleet.dcgm),
         )
-        for step, kind, options, paths in gpu_steps:
+        llm_steps = (
+            ("5a. support copilot: GenAI spans, the OTel collector's file exporter (OTLP/JSON lines)", "otel", {},
+             [llm.otel]),
+            ("5b. LLM gateway: LiteLLM proxy spend logs (LiteLLM_SpendLogs exported as CSV)", "litellm", {},
+             [llm.litellm]),
+            ("5c. service traffic: the hourly usage rollup, a CSV read through a column mapping", "llm-usage",
+             ROLLUP_MAPPING, [llm.rollup]),
+            ("5d. business outcomes: tickets resolved, searches with a click, documents summarized, revenue",
+             "outcomes", {}, [llm.outcomes]),
+        )
+        for step, kind, options, paths in gpu_steps + llm_steps:
             _say(step, ingest(store, sources.get(kind)(**options), list(paths)))
 
         t = store.ibis().table("focus_charges")
@@ -124,6 +150,7 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
                 "unused part, 1 - activity, of GPUs held above that). gpuCost is everything the team's GPU "
                 "nodes cost; share = idleCost / gpuCost.")),
         ]
+        llm_sections, llm_facts = _llm_sections(store, parse_window(LLM_WINDOW, end), settings, rules)
         sections = [
             Section("Spend by provider", q(costs_mod.cost_by(ai, by("ProviderName"), window)),
                     ("ProviderName", "cost")),
@@ -141,6 +168,7 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
                     q(tags_mod.untagged_resources(ai, DEMO_TAG_KEYS[:3], window, 10))),
             Section("Tag keys and values that look like typos", q(tags_mod.typo_pairs(ai, window))),
             *gpu_sections,
+            *llm_sections,
             Section("FOCUS sample (real data, Sep 2024): spend by provider and layer",
                     q(costs_mod.cost_by(t.filter(t._batch_id == sample.batch_id), by("ProviderName,layer"),
                                         parse_window("all", None), rules=rules))),
@@ -156,13 +184,15 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
             "fully tagged": f"{float(sections[5].rows[-1]['share']):.0%}",
             f"GPU cost ({GPU_WINDOW})": f"${gpu_total:,.0f}",
             "idle GPU share": f"{float(gpu_idle / gpu_total):.0%}" if gpu_total else "n/a",
+            **llm_facts,
             "charges in store": f"{store.con.execute('SELECT count(*) FROM focus_charges').fetchone()[0]:,}",
         }
-    for s in sections[:3] + sections[5:8] + gpu_sections[1:]:
+    for s in sections[:3] + sections[5:8] + gpu_sections[1:] + llm_sections:
         console.rule(f"[bold]{s.title}")
-        render(s.rows[:15])
-    html = write_summary(out / "summary.html", "aifinops demo: an AI company's cloud bill and GPU fleet", sections,
-                         facts)
+        hidden = CONSOLE_HIDDEN if any(s is x for x in llm_sections) else ()
+        render([{k: v for k, v in r.items() if k not in hidden} for r in s.rows[:15]])
+    html = write_summary(out / "summary.html", "aifinops demo: an AI company's cloud bill, GPU fleet and LLM features",
+                         sections, facts)
     console.rule("[bold]done")
     console.print(f"store: {db}\nHTML summary: {html}\n"
                   f"try: aifinops --db {db} costs --by tag:team,layer --window 30d\n"
@@ -170,6 +200,10 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
                   f"     aifinops --db {db} allocation --window {GPU_WINDOW} --aggregate label:team "
                   "--share-idle owner\n"
                   f"     aifinops --db {db} gpu utilization --by node_pool --window {GPU_WINDOW} --accumulate window\n"
+                  f"     aifinops --db {db} unit-costs --by feature --outcome tickets_resolved --revenue {REVENUE}\n"
+                  f"     aifinops --db {db} unit-costs --self-hosted\n"
+                  f"     aifinops --db {db} unit-costs --reconcile\n"
+                  f"     aifinops --db {db} prices show gpt-4.1 --provider azure\n"
                   f"     aifinops --db {db} batches")
     return html
 
@@ -197,3 +231,76 @@ def _gpu_by_team(store: Store, window: Any, settings: Settings) -> tuple[list[di
                      "idleCost": waste, "share": float(waste / r["gpuCost"]) if r["gpuCost"] else None})
     key = lambda r: (r["team"] == gpu_allocation.IDLE, -r["gpuCost"])  # noqa: E731
     return sorted(by_team, key=key), sorted(idle, key=lambda r: -r["idleCost"])
+
+
+def _llm_sections(store: Store, window: Window, settings: Settings,
+                  rules: list[LayerRule]) -> tuple[list[Section], dict[str, str]]:
+    """Unit costs by feature (each per its own outcome), the self-hosted model beside API models, and the LLM
+    usage against the ledger's AI-services charges, by provider; plus their facts."""
+    con = store.con
+    served = serving_costs(con, window, settings)
+    by_metric = {metric: {r["feature"]: r for r in unit_costs(con, window, ["feature"], settings, served=served,
+                                                                outcome=metric, revenue=REVENUE)}
+                 for metric in dict.fromkeys(OUTCOMES.values())}
+    features = []
+    for name, r in by_metric[next(iter(by_metric))].items():
+        metric = OUTCOMES.get(name)
+        u = by_metric[metric][name] if metric else r
+        ratio = {k: float(u[k]) if u[k] is not None else None
+                 for k in ("costPerRequest", "costPer1kTokens", "costPerActiveUser")}
+        features.append({
+            "feature": name, "requests": u["requests"], "tokens": u["inputTokens"] + u["outputTokens"],
+            "cost": u["cost"], "perRequest": ratio["costPerRequest"], "per1kTokens": ratio["costPer1kTokens"],
+            "activeUsers": u["activeUsers"], "perActiveUser": ratio["costPerActiveUser"], "outcome": metric,
+            "outcomes": int(u["outcome"]) if metric and u["outcome"] is not None else None,
+            "perOutcome": float(u["costPerOutcome"]) if metric and u["costPerOutcome"] is not None else None,
+            "revenue": u["revenue"], "grossMargin": u["grossMargin"], "unpricedRequests": u["unpricedRequests"],
+            "sourceCost": u["sourceCost"], "drift": u["drift"]})
+    by_model: dict[str, dict[str, Any]] = {}
+    for r in self_hosted_report(con, window, served, settings):
+        if r["requests"]:  # the other serving endpoints (embedder, ranker, summarizer-8b) report no request telemetry
+            row = by_model.setdefault(r["model"], {
+                "model": r["model"], "requests": r["requests"], "tokens": r["inputTokens"] + r["outputTokens"],
+                "gpuHours": r["gpuHours"], "gpuCost": r["gpuCost"], "costPer1MTokens": r["costPer1MTokens"]})
+            if r["comparedWith"]:  # one column per comparison, USD per 1M tokens
+                row[str(r["comparedWith"])] = r["apiCostPer1MTokens"]
+    hosted = list(by_model.values())
+    usage = unit_costs(con, window, ["provider"], settings, served=served)
+    ledger = ledger_by_provider(store.ibis().table("focus_charges"), window, rules)
+    recon = reconcile(usage, ledger)
+    sections = [
+        Section(f"Unit costs by feature (last {LLM_WINDOW})", features, ("feature", "cost"), note=(
+            "All LLM requests of the window (OTel spans, LiteLLM spend logs, the usage rollup), priced by aifinops at "
+            "the bundled LiteLLM / genai-prices snapshot's rates; the self-hosted llama at its serving pods' GPU "
+            "cost. per* columns are USD: per request, per 1K tokens, per active user, per outcome (each feature's "
+            "own: tickets_resolved, searches_with_click, documents_summarized). grossMargin = (revenue - cost) / "
+            "revenue. unpricedRequests have no price in any catalog (a Bedrock application inference profile ARN "
+            "named as the model): counted, never costed at 0. drift = aifinops' cost - LiteLLM's own spend on the "
+            "gateway's requests (its configured prices have no cache discount).")),
+        Section(f"Self-hosted vs API models (last {LLM_WINDOW})", hosted, ("model", "costPer1MTokens"), note=(
+            f"{SELF_HOSTED.model} on vLLM: the GPU cost of its serving pods (llm-serve-p4d) over the tokens they "
+            "served, at the utilisation they had, per 1M tokens; beside it, USD per 1M of the same tokens at each "
+            "API model's current standard price (llm.compare_with). Serving workloads whose model served no "
+            "request telemetry are left out here (aifinops unit-costs --self-hosted lists them).")),
+        Section(f"LLM usage vs the bill, by provider (last {LLM_WINDOW})", recon, ("provider", "ledgerCost"), note=(
+            "usageCost: the requests priced by aifinops; ledgerCost: the ledger's ai-services charges of the provider "
+            "(EffectiveCost). coverage is not exactly 1 because the two price differently: the demo bill charges "
+            "every input token at its list input rate, while the usage says which were prompt-cache reads (priced "
+            "at the catalogs' cache-read rate); the snapshot prices Bedrock's US cross-region profile (the "
+            "summarizer) and Azure's text-embedding-3-small 10% above the demo's rates; the nightly Vertex batch "
+            "job is priced at the batch tier; unpriced requests add nothing. vllm has usage but no ai-services "
+            "line: the self-hosted model's cost is GPU cost, in the compute-gpu layer. A rollup row (many "
+            "requests) takes the context tier of its average request, as each of its requests would.")),
+    ]
+    copilot = next((f for f in features if f["feature"] == "support-copilot"), None)
+    api = [r for r in recon if r["ledgerCost"]]
+    billed = sum((r["ledgerCost"] for r in api), Decimal(0))
+    facts = {
+        f"LLM feature cost ({LLM_WINDOW})": f"${sum((f['cost'] for f in features), Decimal(0)):,.0f}",
+        "cost per resolved ticket": f"${copilot['perOutcome']:.3f}" if copilot and copilot["perOutcome"] else "n/a",
+        "usage covers the AI bill": f"{float(sum((r['usageCost'] for r in api), Decimal(0)) / billed):.0%}"
+        if billed else "n/a",
+        f"{SELF_HOSTED.model} per 1M tokens": next((f"${r['costPer1MTokens']:,.2f}" for r in hosted
+                                                     if r["model"] == SELF_HOSTED.model), "n/a"),
+    }
+    return sections, facts

@@ -19,10 +19,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from aifinops.demo import catalog as cat
-from aifinops.demo.fleet import Account, Commitment, Instance, Scenario, build_scenario
+from aifinops.demo.fleet import Account, ApiModel, Commitment, Instance, Scenario, build_scenario
 from aifinops.demo.rows import DAY, HOUR, I64, TS, Rows, U, arr, fill, micro, priced, tags_json
 
-__all__ = ["Scenario", "build_scenario", "generate_bill", "write_bill"]
+__all__ = ["Scenario", "api_token_volumes", "build_scenario", "generate_bill", "write_bill"]
 
 RESEARCH = (("Team", "research"), ("Project", "distill-7b"))  # the acquired lab capitalises keys
 
@@ -207,6 +207,28 @@ def _storage_rows(bill: Rows, masks: dict[str, np.ndarray], rng: np.random.Gener
                tags=inst.tags)
 
 
+def api_daily_factor(sc: Scenario, m: ApiModel) -> np.ndarray:
+    """Per day of the window: an API model's volume over its base (trend, weekends, the copilot launch)."""
+    days = np.arange(sc.days)
+    weekday = (sc.start.weekday() + days) % 7 < 5
+    since = days - (sc.spike("copilot-launch").start - sc.start).days
+    surge = np.where(since < 0, 1.0, np.where(since < 7, 3.0, 2.0))
+    trend = (1 + 0.3 * days / sc.days) * np.where(weekday, 1.0, 0.7)
+    return trend * (surge if m.project == "support-copilot" and m.provider == "azure" else 1.0)
+
+
+def api_token_volumes(sc: Scenario) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(input, output) tokens per day of each of ``sc.api_models``, as the bill charges them. A stream of their
+    own, so the LLM usage generator (``demo.llm_usage``) draws the very same volumes without the bill."""
+    rng = np.random.default_rng([sc.seed, 6])
+    out = []
+    for m in sc.api_models:
+        factor = api_daily_factor(sc, m)
+        out.append(tuple(np.round(base * factor * rng.lognormal(0, 0.08, sc.days)).astype(I64)
+                         for base in (m.daily_input_tokens, m.daily_output_tokens)))
+    return out  # type: ignore[return-value]
+
+
 def _usage_rows(bill: Rows, rng: np.random.Generator) -> None:
     """Data transfer, LLM tokens, SageMaker and the flat daily services."""
     sc = bill.sc
@@ -220,17 +242,13 @@ def _usage_rows(bill: Rows, rng: np.random.Generator) -> None:
             gb = gb + in_export * 140_000 * rng.uniform(0.9, 1.1, sc.days)
         _daily(bill, acct, service, region, np.round(gb * 1000).astype(I64) * 1000, price, unit="GB",
                meter=meter, desc=f"${price} per GB - {meter}")
-    since = days - (sc.spike("copilot-launch").start - sc.start).days
-    surge = np.where(since < 0, 1.0, np.where(since < 7, 3.0, 2.0))
-    trend = (1 + 0.3 * days / sc.days) * np.where(weekday, 1.0, 0.7)
-    for m in sc.api_models:
-        factor = trend * (surge if m.project == "support-copilot" and m.provider == "azure" else 1.0)
+    for m, volumes in zip(sc.api_models, api_token_volumes(sc), strict=True):
         rtype = {"Amazon Bedrock": "Application Inference Profile",
                  "Azure OpenAI Service": "Cognitive Services Account"}.get(m.service)
         res = (m.resource_id, m.resource_id.rsplit("/", 1)[-1], rtype) if m.resource_id else None
-        for direction, base, price in (("Input", m.daily_input_tokens, m.input_price),
-                                       ("Output", m.daily_output_tokens, m.output_price)):
-            tokens = np.round(base * factor * rng.lognormal(0, 0.08, sc.days)).astype(I64)
+        for direction, tokens, price in (("Input", volumes[0], m.input_price),
+                                         ("Output", volumes[1], m.output_price)):
+            rng.lognormal(0, 0.08, sc.days)  # the draw tokens once took here: later meters keep their values
             _daily(bill, m.account, m.service, m.region, tokens * 1000, price, unit="1000 Tokens",
                    meter=f"{m.model} {direction} Tokens", consumed=tokens * U, consumed_unit="Tokens",
                    desc=f"{m.model} {direction.lower()} tokens (${price} per 1000 tokens)", resource=res,

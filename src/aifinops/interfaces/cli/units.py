@@ -49,6 +49,11 @@ def unit_costs_cmd(
             if len(dims) == 1 and dims[0] in TRAINING:
                 rows = training_costs(con, w, dims[0], s)
                 title = f"GPU cost per {dims[0]} (training)"
+                if not rows:
+                    label = s.llm.training_labels.get(dims[0], dims[0])
+                    raise costs_mod.DimensionError(
+                        f"no workload in {w} carries the label {label!r} (set llm.training_labels to the label "
+                        f"your jobs use for their {dims[0]})")
             elif self_hosted:
                 rows = self_hosted_report(con, w, serving_costs(con, w, s), s)
                 title = "self-hosted models: GPU cost per 1M tokens beside API models"
