@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-gpu clean
+.PHONY: demo test lint bench bench-gpu bench-inference clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ bench: $(STAMP)
 
 bench-gpu: $(STAMP)
 	$(BIN)/python bench/gpu_allocation.py
+
+bench-inference: $(STAMP)
+	$(BIN)/python bench/inference.py
 
 clean:
 	rm -rf $(VENV) aifinops.duckdb aifinops-demo

@@ -102,3 +102,11 @@ def test_an_aggregated_row_takes_the_context_tier_of_its_average_request(priced:
     assert (hit["cost"], hit["price_above_tokens"]) == (D("1.25"), 0)
     tiers = {r["tier"]: r["requests"] for r in unit_costs(priced.con, WINDOW, ["tier"])}
     assert tiers["batch"] == 1 and tiers["priority"] == 1 and tiers["standard"] > 10
+
+
+def test_percentiles_are_per_request_for_aggregated_rows(priced: Store) -> None:  # noqa: F811
+    """A row of 10 requests with 10,000 input and 1,000 output tokens: 1,100 tokens per request."""
+    request(priced, "agg2", "2026-10-07 00:00", "openai", "gpt-agg", 10_000, 1_000)
+    priced.con.execute("UPDATE llm_requests SET requests = 10 WHERE request_id = 'agg2'")
+    row = next(r for r in unit_costs(priced.con, WINDOW, ["model"]) if r["model"] == "gpt-agg")
+    assert row["p50TokensPerRequest"] == pytest.approx(1_100)

@@ -70,10 +70,13 @@ def thresholds(con: duckdb.DuckDBPyConnection, llm: LlmSettings | None = None) -
 
 
 def pricing_ctes(con: duckdb.DuckDBPyConnection, llm: LlmSettings | None = None,
-                 served: list[SelfHosted] | None = None, where: str = "true") -> str:
+                 served: list[SelfHosted] | None = None, where: str = "true", after_req: str = "",
+                 keys_from: str = "req") -> str:
     """``WITH`` served, req (the window's requests, ``$start``..``$end``), keys, key_prices (steps 1-2), then
     ``matched``: every request with the price row of its key (``llm_prices.MATCH_COLUMNS``). Registers the
-    price views on ``con``. ``where`` is an extra filter over ``llm_requests`` (aliased ``r``)."""
+    price views on ``con``. ``where`` is an extra filter over ``llm_requests`` (aliased ``r``); ``after_req``
+    more CTEs right after ``req`` (``, name AS (...)``), and ``keys_from`` the one of them (or ``req``) the
+    pricing keys are read from: a pre-aggregated table gives the same keys in a fraction of a scan."""
     cuts = thresholds(con, llm)
     # per request: a row standing for many requests (an hourly rollup) has their average context, not the sum
     per_request = "coalesce(r.input_tokens, 0) / greatest(coalesce(r.requests, 1), 1)"
@@ -90,8 +93,8 @@ req AS NOT MATERIALIZED (
          date_trunc('hour', r.ts) AS hour, {bucket} AS bucket
   FROM llm_requests r
   WHERE NOT r._superseded AND r.ts >= $start::TIMESTAMP AND r.ts < $end::TIMESTAMP AND ({where})
-), keys AS (
-  SELECT DISTINCT provider, priced_model, tier, hour, bucket FROM req
+){after_req}, keys AS (
+  SELECT DISTINCT provider, priced_model, tier, hour, bucket FROM {keys_from}
 ), key_prices AS (
   {match_sql(con, keys, llm)}
 ), matched AS NOT MATERIALIZED (
@@ -110,11 +113,12 @@ def token_parts(t: str = "m") -> dict[str, str]:
 
 def part_cost_sql(tokens: str, part: str, px: str) -> str:
     """SQL: exact cost of ``tokens`` of one part at the prices of row ``px`` (``*_per_mtok``, per 1M tokens); a
-    missing cache price is the input price."""
+    missing cache price is the input price. Not rounded: tokens x price x 1e-6 is exact at scale 18, and a cast
+    to 12 decimals per part and row costs 20x the multiplication; the caller casts the sum once."""
     i = f"{px}.input_per_mtok"
     price = {"input": i, "cache_read": f"coalesce({px}.cache_read_per_mtok, {i})",
              "cache_write": f"coalesce({px}.cache_write_per_mtok, {i})", "output": f"{px}.output_per_mtok"}[part]
-    return f"CAST(CAST({tokens} AS DECIMAL(38, 0)) * {price} * 0.000001 AS {MONEY})"
+    return f"(CAST({tokens} AS DECIMAL(38, 0)) * {price} * 0.000001)"
 
 
 def costed_sql(con: duckdb.DuckDBPyConnection, llm: LlmSettings | None = None,
@@ -138,7 +142,8 @@ def costed_sql(con: duckdb.DuckDBPyConnection, llm: LlmSettings | None = None,
 SELECT c.*, c.price_catalog IS NULL AND (c.self_hosted_provider OR sv.model IS NOT NULL) AS self_hosted,
        CASE WHEN c.status = 'cached' THEN CAST(0 AS {MONEY})
             WHEN c.price_catalog IS NOT NULL
-              THEN coalesce(c.input_cost, 0) + c.cache_read_cost + c.cache_write_cost + coalesce(c.output_cost, 0)
+              THEN CAST(coalesce(c.input_cost, 0) + c.cache_read_cost + c.cache_write_cost
+                        + coalesce(c.output_cost, 0) AS {MONEY})
             WHEN sv.model IS NOT NULL AND st.tokens > 0
               THEN CAST(CAST(sv.gpu_cost AS DOUBLE) * (coalesce(c.input_tokens, 0) + coalesce(c.output_tokens, 0))
                         / st.tokens AS {MONEY}) END AS cost,

@@ -78,9 +78,20 @@ def unit_costs_sql(con: duckdb.DuckDBPyConnection, by: list[str], accumulate: st
 
     parts = token_parts("m")
     sums = ", ".join(f"sum({t}) AS t_{name}" for name, t in parts.items())
+    resums = ", ".join(f"sum(f.t_{name}) AS t_{name}" for name in parts)
     priced_parts = " + ".join(f"coalesce({part_cost_sql(f't_{name}', name, 'g')}, 0)" for name in parts)
     self_hosted = ", ".join(sql_str(p) for p in SELF_HOSTED_PROVIDERS)
-    tokens = "coalesce(m.input_tokens, 0) + coalesce(m.output_tokens, 0)"
+    tokens = "(coalesce(m.input_tokens, 0) + coalesce(m.output_tokens, 0))"
+    same = " AND ".join(f"k.{c} IS NOT DISTINCT FROM f.{c}" for c in ("provider", "tier", "hour", "bucket"))
+    fine = f""",
+fine AS (
+  -- one pass over the requests: tokens per group and pricing key (provider, model, tier, hour, context
+  -- tier), so the prices join a table of thousands of rows, not the requests
+  SELECT {sel}m.provider, m.priced_model, m.tier, m.hour, m.bucket, m.source_cost IS NOT NULL AS has_source,
+         m.status IS NOT DISTINCT FROM 'cached' AS cached, {sums}, sum({tokens}) AS t_tokens,
+         sum(coalesce(m.requests, 1)) AS n_requests
+  FROM req m GROUP BY ALL
+)"""
     # Distinct users and conversations: exact over the window (a grouping of (group, user) pairs, which
     # spills); per day, week or month HyperLogLog (within about 2%), since exact distinct sets per period
     # and group grow with the requests and do not fit a bounded memory at 100M requests.
@@ -112,20 +123,22 @@ def unit_costs_sql(con: duckdb.DuckDBPyConnection, by: list[str], accumulate: st
   FROM outcomes WHERE ts >= $start::TIMESTAMP AND ts < $end::TIMESTAMP AND NOT _superseded {grp}
 )"""
         outcome_cols = "o.outcome_value, o.revenue_value"
-    return pricing_ctes(con, llm, served) + f"""
+    f_keys = "".join(f"f.k{i}, " for i in range(len(keys)))
+    return pricing_ctes(con, llm, served, after_req=fine, keys_from="fine") + f"""
 , grouped AS (
   -- tokens per group and price: the money is computed on these sums
-  SELECT {sel}m.price_catalog AS catalog, m.input_per_mtok, m.output_per_mtok, m.cache_read_per_mtok,
-         m.cache_write_per_mtok, m.priced_model, m.source_cost IS NOT NULL AS has_source,
-         m.price_catalog IS NULL AND m.provider IN ({self_hosted}) AS self_hosted_provider,
-         m.status IS NOT DISTINCT FROM 'cached' AS cached,
-         {sums}, sum({tokens}) AS t_tokens, sum(coalesce(m.requests, 1)) AS n_requests
-  FROM matched m GROUP BY ALL
+  SELECT {f_keys}k.price_catalog AS catalog, k.input_per_mtok, k.output_per_mtok, k.cache_read_per_mtok,
+         k.cache_write_per_mtok, f.priced_model, f.has_source, f.cached,
+         k.price_catalog IS NULL AND f.provider IN ({self_hosted}) AS self_hosted_provider,
+         {resums}, sum(f.t_tokens) AS t_tokens, sum(f.n_requests) AS n_requests
+  FROM fine f LEFT JOIN key_prices k ON k.model IS NOT DISTINCT FROM f.priced_model AND {same}
+  GROUP BY ALL
 ), model_tokens AS (
   -- a self-hosted model's GPU cost is spread over the tokens it served (a cached answer used no GPU)
   SELECT priced_model, sum(t_tokens) AS tokens FROM grouped WHERE catalog IS NULL AND NOT cached GROUP BY 1
 ), priced AS (
-  SELECT g.*, CASE WHEN g.cached THEN CAST(0 AS {MONEY}) WHEN g.catalog IS NOT NULL THEN {priced_parts}
+  SELECT g.*, CASE WHEN g.cached THEN CAST(0 AS {MONEY}) WHEN g.catalog IS NOT NULL
+                   THEN CAST({priced_parts} AS {MONEY})
                    WHEN sv.model IS NOT NULL AND mt.tokens > 0
                      THEN CAST(CAST(sv.gpu_cost AS DOUBLE) * g.t_tokens / mt.tokens AS {MONEY}) END AS cost,
          sv.model IS NOT NULL AND g.catalog IS NULL AS self_hosted_cost
