@@ -276,3 +276,13 @@ def test_a_mapping_the_file_cannot_satisfy_is_refused_before_loading(store, tmp_
         ingest(store, LlmUsageSource(**AZURE_OPTIONS), [f])
     assert "mapping of request_id" in str(err.value) and "does not apply to this file" in str(err.value)
     assert one(store, "SELECT count(*) FROM batches") == (0,)
+
+
+def test_the_same_file_with_other_options_is_another_batch(store: Store) -> None:
+    """The batch fingerprint covers the options that change what a file loads as (here: which model served the
+    trace); the same file with the same options again is a no-op."""
+    first = ingest(store, LlmUsageSource(**AZURE_OPTIONS, source_name="a"), [AZURE])
+    again = ingest(store, LlmUsageSource(**AZURE_OPTIONS, source_name="a"), [AZURE])
+    other = ingest(store, LlmUsageSource(**{**AZURE_OPTIONS, "model": "gpt-4o-mini"}, source_name="b"), [AZURE])
+    assert (first.status, again.status, other.status) == ("loaded", "unchanged", "loaded")
+    assert one(store, "SELECT count(DISTINCT request_model) FROM llm_requests WHERE NOT _superseded") == (2,)

@@ -110,3 +110,32 @@ def test_percentiles_are_per_request_for_aggregated_rows(priced: Store) -> None:
     priced.con.execute("UPDATE llm_requests SET requests = 10 WHERE request_id = 'agg2'")
     row = next(r for r in unit_costs(priced.con, WINDOW, ["model"]) if r["model"] == "gpt-agg")
     assert row["p50TokensPerRequest"] == pytest.approx(1_100)
+
+
+def test_the_azure_trace_priced_under_two_models_equals_a_direct_computation(tmp_path) -> None:
+    """The Azure LLM inference trace (code) slice, read through the llm-usage preset as if served by gpt-4o on
+    Azure and by Claude 3.5 Haiku on Anthropic, priced from the bundled catalogs; the same sums computed
+    straight from the raw CSV and the catalog's two prices."""
+    from pathlib import Path
+
+    import duckdb
+
+    from aifinops.analysis.llm_prices import candidates
+    from aifinops.analysis.windows import parse_window
+    from aifinops.sources.llm_usage_csv import LlmUsageSource
+    from aifinops.store.ingest import ingest
+
+    trace = Path(__file__).parent / "fixtures" / "azure-llm" / "AzureLLMInferenceTrace_code_slice.csv"
+    window = parse_window("2023-11", None)
+    with Store(tmp_path / "s.duckdb") as store:
+        for name, model, provider in (("as-gpt", "gpt-4o", "azure"), ("as-haiku", "claude-3-5-haiku", "anthropic")):
+            res = ingest(store, LlmUsageSource(preset="azure-llm-trace", model=model, provider=provider,
+                                               source_name=name), [trace])
+            assert res.rows_quarantined == 0
+        got = {r["model"]: r["cost"] for r in unit_costs(store.con, window, ["model"])}
+        raw_in, raw_out = duckdb.connect().execute(
+            f"SELECT sum(ContextTokens), sum(GeneratedTokens) FROM read_csv('{trace}')").fetchall()[0]
+        for model, provider in (("gpt-4o", "azure.ai.openai"), ("claude-3-5-haiku", "anthropic")):
+            win = next(c for c in candidates(store.con, model, provider=provider, at=window.start) if c["rank"] == 1)
+            want = (D(raw_in) * win["input_per_mtok"] + D(raw_out) * win["output_per_mtok"]) * D("0.000001")
+            assert got[model] == want and want > 0

@@ -4,8 +4,8 @@ Order of operations for one batch (all inside one transaction, so an error or a 
 point leaves the store exactly as it was):
 
 1. Every file's header is checked by its source before the store is touched (fail fast, load nothing).
-2. The batch fingerprint (sha256 over the sorted file fingerprints) is looked up: content already
-   ingested is a no-op.
+2. The batch fingerprint (sha256 over the sorted file fingerprints, and the source options that are not
+   defaults) is looked up: content already ingested with the same options is a no-op.
 3. Per file: the rows are staged as read (text for CSV), rules are evaluated as SQL, valid rows are cast
    to the canonical types and inserted, rows that break an error rule go to ``quarantine`` with their
    file, row number, column and reason; malformed CSV lines go there too.
@@ -79,8 +79,14 @@ class IngestProgress:
 _REJ, _SEQ = "_aif_rejects", "_aif_rownum"
 
 
-def batch_fingerprint(files: list[SourceFile]) -> str:
-    return hashlib.sha256("\n".join(sorted(f.fingerprint for f in files)).encode()).hexdigest()
+def batch_fingerprint(files: list[SourceFile], options: dict[str, object] | None = None) -> str:
+    """The files' content, and the source options that change what they load as (a trace read as another
+    model, a snapshot given another date): the same files with other options are another batch. Default
+    options add nothing, so a batch keeps the fingerprint it had before options existed."""
+    text = "\n".join(sorted(f.fingerprint for f in files))
+    if options:
+        text += "\n" + json.dumps(options, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def ingest(store: Store, source: Source, paths: list[str | Path], *, strict: bool = False,
@@ -95,7 +101,7 @@ def ingest(store: Store, source: Source, paths: list[str | Path], *, strict: boo
     result = BatchResult(None, "loaded", source.kind)
     for r in reads:
         result.notes.extend(r.notes)
-    fp = batch_fingerprint(files)
+    fp = batch_fingerprint(files, source.options.model_dump(mode="json", exclude_defaults=True))
     seen = store.con.execute(
         "SELECT batch_id, status FROM batches WHERE fingerprint = ? AND source_kind = ? ORDER BY batch_id LIMIT 1",
         [fp, source.kind],
