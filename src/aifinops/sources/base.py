@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..model.checks import WARNING, Check
@@ -214,6 +215,19 @@ def expand(paths: list[str | Path], classify: Callable[[Path], str | None] = fil
             else:
                 raise SourceError(f"{m}: not a {what} file")
     return [SourceFile(p, fmt, fingerprint(p), p.stat().st_size) for p, fmt in found.items()]
+
+
+def option_from_text(value: Any) -> Any:
+    """A list or mapping option given as text (``--option`` and environment variables give text): YAML/JSON
+    for ``{...}`` and ``[...]`` (``columns={request_id: id}``), else a comma list (``labels=qos,gpu_spec``)."""
+    if not isinstance(value, str):
+        return value
+    if value.lstrip().startswith(("{", "[")):
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"not a YAML/JSON mapping or list: {exc}") from None
+    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 class Source:

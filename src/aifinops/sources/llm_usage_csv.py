@@ -37,7 +37,18 @@ from pydantic import Field, field_validator
 
 from ..model.checks import sql_str
 from ..model.llm import LLM_REQUEST_COLUMNS, provider_sql
-from .base import FileRead, RequestSource, Source, SourceError, SourceFile, csv_stream, expand, sources, typed_ref
+from .base import (
+    FileRead,
+    RequestSource,
+    Source,
+    SourceError,
+    SourceFile,
+    csv_stream,
+    expand,
+    option_from_text,
+    sources,
+    typed_ref,
+)
 from .json_rows import json_relation, numeric_checks, read_json_rows, record_check, table_format
 from .requests_common import COUNT_COLUMNS, count_sql, request_checks
 from .workloads_csv import (
@@ -99,14 +110,7 @@ class LlmUsageSource(RequestSource):
         @classmethod
         def _from_text(cls, value: Any) -> Any:
             """``--option`` gives text: ``attributes=region,app`` or ``columns={request_id: id}`` (YAML)."""
-            if not isinstance(value, str):
-                return value
-            if value.lstrip().startswith(("{", "[")):
-                try:
-                    return yaml.safe_load(value)
-                except yaml.YAMLError as exc:
-                    raise ValueError(f"not a YAML/JSON mapping or list: {exc}") from None
-            return [v.strip() for v in value.split(",") if v.strip()]
+            return option_from_text(value)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

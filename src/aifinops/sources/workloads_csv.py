@@ -40,7 +40,7 @@ from pydantic import Field, field_validator
 
 from ..model.checks import ERROR, Check, sql_ident, sql_str
 from ..model.gpu import WORKLOAD_COLUMNS
-from .base import FileRead, Source, SourceError, SourceFile, csv_first_line, sources, typed_ref
+from .base import FileRead, Source, SourceError, SourceFile, csv_first_line, option_from_text, sources, typed_ref
 
 #: canonical columns read as numbers: a mapped value that is not one is an error
 _NUMBERS = ("gpu_count", "gpu_share", "cpu_request", "memory_request_mib", "exit_code")
@@ -192,14 +192,7 @@ class WorkloadsCsvSource(Source):
         @classmethod
         def _from_text(cls, value: Any) -> Any:
             """``--option`` gives text: ``labels=qos,gpu_spec`` or ``columns={workload_id: name}`` (YAML)."""
-            if not isinstance(value, str):
-                return value
-            if value.lstrip().startswith(("{", "[")):
-                try:
-                    return yaml.safe_load(value)
-                except yaml.YAMLError as exc:
-                    raise ValueError(f"not a YAML/JSON mapping or list: {exc}") from None
-            return [v.strip() for v in value.split(",") if v.strip()]
+            return option_from_text(value)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
