@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import harness  # bench/harness.py: the child-per-step runner and peak RSS
 
 HERE = Path(__file__).resolve().parent
 GEN_VERSION = 2  # bump when the generator changes: it names the cached stores
@@ -408,11 +409,7 @@ FROM llm_requests""").fetchone()
 # -- measurement -------------------------------------------------------------------------------------------------
 
 
-def _peak_mb() -> float:
-    """This process's peak resident set (VmHWM, Linux); ru_maxrss, which may include the parent's, elsewhere."""
-    status = Path("/proc/self/status").read_text().splitlines() if Path("/proc/self/status").exists() else []
-    kb = next((int(x.split()[1]) for x in status if x.startswith("VmHWM:")), None)
-    return (kb or __import__("resource").getrusage(0).ru_maxrss) / 1024
+_peak_mb = harness.peak_mb
 
 
 def top_operators(profile: Path, n: int = 10) -> list[tuple[float, str, int, str]]:
@@ -695,17 +692,9 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_child(step: str, db: Path, extra: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Run one step in a fresh interpreter (the checkout's aifinops first on the path); returns its JSON report."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", step, str(db), extra,
-           "--memory-limit", args.memory_limit, *(["--profile"] if args.profile else [])]
-    paths = [str(HERE.parent / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None if step == "generate" else subprocess.PIPE,
-                          text=True, env=env)
-    if proc.returncode != 0:
-        sys.exit(f"{step} failed:\n{(proc.stderr or '')[-3000:]}")
-    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "wall": time.perf_counter() - started}
+    """Run one step in a fresh interpreter (``harness.run_child``); returns its JSON report."""
+    return harness.run_child(str(Path(__file__).resolve()), [step, str(db), extra], args.memory_limit, args.profile,
+                             show_stderr=step == "generate")
 
 
 def ensure(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:

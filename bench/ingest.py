@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import harness  # bench/harness.py: the child-per-step runner and peak RSS
 
 HERE = Path(__file__).resolve().parent
 #: The header of the FOCUS 1.0 sample export (focus-sample-1.0/focus_sample.csv), in its order.
@@ -159,11 +160,7 @@ def bare_sql(path: Path, fmt: str) -> str:
             "nullstr = ['NULL', ''])")
 
 
-def _peak_mb() -> float:
-    """This process's peak resident set (VmHWM, Linux); ru_maxrss, which may include the parent's, elsewhere."""
-    status = Path("/proc/self/status").read_text().splitlines() if Path("/proc/self/status").exists() else []
-    kb = next((int(x.split()[1]) for x in status if x.startswith("VmHWM:")), None)
-    return (kb or __import__("resource").getrusage(0).ru_maxrss) / 1024
+_peak_mb = harness.peak_mb
 
 
 class _Timed:
