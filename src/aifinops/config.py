@@ -146,6 +146,21 @@ class LlmSettings(BaseModel):
         return [c.strip() for c in v.split(",") if c.strip()] if isinstance(v, str) else v
 
 
+class WasteSettings(BaseModel):
+    """How waste is detected (``waste:`` in aifinops.yaml): each rule's thresholds by rule id (every rule
+    validates its own, see ``aifinops recommend rules``), rules turned off, and who owns a workload."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: thresholds by rule id, e.g. ``{underused-gpu: {max_activity: 0.2}}``
+    rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: rule ids not to run
+    disabled: list[str] = Field(default_factory=list)
+    #: workload labels (and FOCUS tag keys) naming the owning team, first found wins
+    owner_labels: list[str] = Field(default_factory=lambda: ["team", "owner"])
+    #: hours of the month that window amounts are scaled to (365.25 x 24 / 12)
+    month_hours: float = Field(730.5, gt=0)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     db: Path = Path("aifinops.duckdb")
@@ -170,6 +185,7 @@ class Settings(BaseModel):
     gpu_tdp_w: dict[str, float] = Field(default_factory=dict)
     carbon: CarbonSettings = Field(default_factory=CarbonSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    waste: WasteSettings = Field(default_factory=WasteSettings)
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:

@@ -2,11 +2,14 @@
 
 Sources, waste rules and policy checks each have one. Built-ins register through the same
 ``importlib.metadata`` entry-point group that third-party packages use, so adding a source is one new
-file plus one entry-point line, and a plugin package needs no edit here.
+file plus one entry-point line, and a plugin package needs no edit here. A built-in named ``package.*``
+imports every module of that package: waste rules live one per file in ``aifinops.waste.rules``, so a new
+rule is one new file and nothing else.
 """
 
 from __future__ import annotations
 
+import pkgutil
 from collections.abc import Callable, Iterator
 from importlib import import_module
 from importlib.metadata import entry_points
@@ -43,7 +46,13 @@ class Registry(Generic[T]):
             return
         self._loaded = True
         for module in self.builtins:
-            import_module(module)
+            if module.endswith(".*"):
+                package = import_module(module[:-2])
+                for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+                    if not info.name.startswith("_"):
+                        import_module(f"{package.__name__}.{info.name}")
+            else:
+                import_module(module)
         for ep in entry_points(group=self.group):
             ep.load()
 

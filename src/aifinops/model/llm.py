@@ -54,6 +54,13 @@ LLM_REQUEST_COLUMNS: dict[str, str] = {
     "attributes": "MAP(VARCHAR, VARCHAR)",  # every other attribute, tag or metadata field, as text
 }
 
+#: Prompt fingerprints (added in schema 7; sources fill them when the prompt content is in their input, and
+#: drop the content): sha256 hex of the whole prompt (every input message, in order, as canonical JSON) and
+#: of its reusable prefix (the system prompt / instructions and the tool definitions: what provider prompt
+#: caching would reuse), with the prefix's size in tokens (exact when the source counts it, else its
+#: characters / 4, the providers' rule of thumb).
+PROMPT_COLUMNS: dict[str, str] = {"prompt_hash": "VARCHAR", "prefix_hash": "VARCHAR", "prefix_tokens": "BIGINT"}
+
 #: What makes a request one observation.
 REQUEST_KEY = ("source", "request_id")
 

@@ -7,7 +7,7 @@ Never edit a released migration: append a new one.
 
 from __future__ import annotations
 
-from ..model import focus, gpu, llm
+from ..model import focus, gpu, llm, runs
 
 MONEY = focus.DECIMAL_SQL
 
@@ -161,6 +161,39 @@ MIGRATIONS.append((
         *_table("outcomes", llm.OUTCOME_COLUMNS),
         # an outcome row seen again (a re-exported report) supersedes the older one
         "ALTER TABLE outcomes ADD COLUMN _superseded BOOLEAN DEFAULT false",
+    ],
+))
+
+MIGRATIONS.append((
+    "waste findings, training-run metrics, prompt fingerprints of LLM requests",
+    [
+        # A finding is identified by its rule and scope (finding_id = a hash of them), so the same waste seen
+        # by a later run updates its row: first_seen stays, last_seen and the numbers move, and a dismissal
+        # (status, reason) survives re-detection.
+        f"""
+CREATE TABLE findings (
+  finding_id VARCHAR PRIMARY KEY,
+  rule VARCHAR NOT NULL,
+  scope_kind VARCHAR NOT NULL,        -- workload | endpoint | model | feature | team | node_pool | resource | run
+  scope VARCHAR NOT NULL,
+  owner VARCHAR,
+  status VARCHAR NOT NULL DEFAULT 'open',   -- open | accepted | dismissed
+  status_reason VARCHAR,
+  status_at TIMESTAMP,
+  first_seen TIMESTAMP NOT NULL,
+  last_seen TIMESTAMP NOT NULL,
+  active BOOLEAN NOT NULL DEFAULT true,     -- found by the latest run of its rule
+  window_start TIMESTAMP, window_end TIMESTAMP,
+  monthly_cost {MONEY}, monthly_waste {MONEY}, monthly_saving {MONEY}, achievable_saving {MONEY},
+  confidence VARCHAR,
+  recommendation VARCHAR,
+  detail VARCHAR                      -- JSON: evidence, assumptions, how the saving was computed, pool
+)""",
+        *_table("run_metrics", runs.RUN_METRIC_COLUMNS),
+        "ALTER TABLE run_metrics ADD COLUMN _superseded BOOLEAN DEFAULT false",
+        # A fingerprint of the whole prompt and of its reusable prefix (system prompt, tools, leading
+        # messages), hashed at ingest: repeated prompts are found without keeping their text.
+        *(f'ALTER TABLE llm_requests ADD COLUMN "{c}" {t}' for c, t in llm.PROMPT_COLUMNS.items()),
     ],
 ))
 

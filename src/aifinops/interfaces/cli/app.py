@@ -29,6 +29,7 @@ from .gpu import register as _register_gpu
 from .output import console, err_console, render
 from .prices import register as _register_prices
 from .receive import register as _register_receive
+from .recommend import register as _register_recommend
 from .units import register as _register_units
 
 app = typer.Typer(help="aifinops: the economics of AI infrastructure.", no_args_is_help=True,
@@ -57,6 +58,7 @@ _register_gpu(app)
 _register_prices(app)
 _register_receive(app)
 _register_units(app)
+_register_recommend(app)
 
 
 @app.command()

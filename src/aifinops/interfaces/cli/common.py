@@ -21,11 +21,14 @@ from ...config import ConfigError, Settings
 from ...sources.base import SourceFile
 from ...store.connection import Store, StoreError
 from ...store.export import ExportError
+from ...store.findings import FindingError
 from ...store.ingest import BatchResult, IngestError, IngestProgress
+from ...waste.engine import RuleError
 from .output import FORMATS, console, err_console, render
 
 EXPECTED: tuple[type[BaseException], ...] = (
-    IngestError, StoreError, ConfigError, WindowError, costs_mod.DimensionError, LayerRuleError, ExportError, KeyError)
+    IngestError, StoreError, ConfigError, WindowError, costs_mod.DimensionError, LayerRuleError, ExportError, KeyError,
+    RuleError, FindingError)
 
 
 class State:
