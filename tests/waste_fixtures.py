@@ -57,18 +57,16 @@ def add_activity(con: duckdb.DuckDBPyConnection, node: str, gpu_index: int, star
                  profile: str | None = None) -> None:
     """DCGM-like samples every ``every_s`` seconds for ``hours``: one SM activity for all, or one per hour."""
     n = int(hours * 3600 // every_s)
-    per_hour = list(sm_active) if not isinstance(sm_active, int | float) else None
-    rows: list[tuple[Any, ...]] = []
-    for i in range(n):
-        ts = start + timedelta(seconds=i * every_s)
-        act = per_hour[int(i * every_s // 3600)] if per_hour is not None else float(sm_active)  # type: ignore[arg-type]
-        used = fb_used_mib
-        rows.append((ts, node, f"{node}/{gpu_index}", gpu_index, gpu_model, instance, profile,
-                     namespace if pod else None, pod, act, used, None if used is None else fb_total_mib - used))
-    con.executemany(
+    acts = [float(a) for a in sm_active] if not isinstance(sm_active, int | float) else [float(sm_active)]
+    act = f"$acts[CAST(i * {every_s} // 3600 AS BIGINT) + 1]" if len(acts) > 1 else "$acts[1]"
+    con.execute(
         "INSERT INTO gpu_samples (ts, node, gpu, gpu_index, gpu_model, gpu_instance_id, gpu_instance_profile, "
         "namespace, pod, sm_active, fb_used_mib, fb_free_mib, source, _batch_id, _file, _row) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'dcgm', 1, 't', 0)", rows)
+        f"SELECT $start + to_seconds(i * {every_s}), $node, $gpu, $idx, $model, $inst, $profile, $ns, $pod, {act}, "
+        "$used, $total - $used, 'dcgm', 1, 't', i FROM range($n) r(i)",
+        {"start": start, "node": node, "gpu": f"{node}/{gpu_index}", "idx": gpu_index, "model": gpu_model,
+         "inst": instance, "profile": profile, "ns": namespace if pod else None, "pod": pod, "acts": acts,
+         "used": fb_used_mib, "total": fb_total_mib, "n": n})
 
 
 def add_requests(con: duckdb.DuckDBPyConnection, rows: Iterable[dict[str, Any]], source: str = "test") -> None:

@@ -1,0 +1,49 @@
+"""Savings never double count: whatever findings overlap, reconciled savings out of one pool never exceed the
+pool's cost, never exceed a finding's own saving, never go negative, and do not depend on the order the
+rules reported them in."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aifinops.waste import Finding, reconcile
+
+money = st.decimals(min_value=Decimal("0"), max_value=Decimal("50000"), places=2, allow_nan=False,
+                    allow_infinity=False)
+pool_costs = {"endpoint:a": Decimal("1000"), "run:b": Decimal("250.5"), "node_pool:c": Decimal("0.01")}
+finding = st.tuples(st.sampled_from([*pool_costs, None]), money, st.integers(0, 10**6),
+                    st.sampled_from(["open", "accepted", "dismissed"]))
+
+
+def _finding(pool: str | None, saving: Decimal, n: int, status: str) -> Finding:
+    return Finding(rule=f"rule-{n % 5}", scope_kind="workload", scope=f"s{n}", owner=None, evidence={},
+                   monthly_cost=saving, monthly_waste=saving, monthly_saving=saving, recommendation="",
+                   assumptions=[], saving_formula="", pool=pool, pool_cost=pool_costs.get(pool or ""),
+                   status=status)
+
+
+@given(st.lists(finding, max_size=12, unique_by=lambda t: t[2]))
+def test_reconciled_savings_fit_their_pools(items: list) -> None:
+    found = reconcile([_finding(*t) for t in items])
+    for f in found:
+        assert Decimal(0) <= f.achievable_saving <= f.monthly_saving
+        if f.status == "dismissed":
+            assert f.achievable_saving == 0
+    for pool, cost in pool_costs.items():
+        assert sum((f.achievable_saving for f in found if f.pool == pool), Decimal(0)) <= cost
+    again = reconcile([_finding(*t) for t in reversed(items)])
+    assert sorted((f.id, f.achievable_saving) for f in found) == sorted((f.id, f.achievable_saving) for f in again)
+
+
+def test_two_changes_to_one_endpoint_compose() -> None:
+    """Scale-to-zero saves $600 of a $1,000/month endpoint and a smaller GPU $500. Doing both saves
+    600 + 500 x (1000 - 600) / 1000 = $800, not $1,100: the second applies to what the first leaves."""
+    a = _finding("endpoint:a", Decimal(600), 1, "open")
+    b = _finding("endpoint:a", Decimal(500), 2, "open")
+    c = _finding(None, Decimal(70), 3, "open")
+    reconcile([b, a, c])
+    assert (a.achievable_saving, b.achievable_saving, c.achievable_saving) == (Decimal(600), Decimal(200),
+                                                                               Decimal(70))
