@@ -34,17 +34,20 @@ def _ledger(store: Store) -> None:
                Tags={"team": "a"})
 
 
-def test_untagged_ledger_spend_per_account_and_service(store: Store) -> None:
+def test_untagged_ledger_spend_per_account(store: Store) -> None:
     _ledger(store)
+    add_charge(store.con, T0, T0 + timedelta(days=1), "150", ServiceName="Amazon EC2", SubAccountName="web",
+               ResourceId="i-9", Tags={"team": "web", "project": "p", "env": "prod"})
     got = {f.scope: f for f in findings(store.con, W, "untagged-spend").findings}
-    assert set(got) == {"ledger:research/Amazon S3", "ledger:research/Amazon EC2"}
-    s3, ec2 = got["ledger:research/Amazon S3"], got["ledger:research/Amazon EC2"]
-    assert s3.monthly_cost == pytest.approx(D(300) * M, abs=D("1e-9"))
-    assert ec2.monthly_cost == pytest.approx(D(200) * M, abs=D("1e-9"))
-    assert ec2.evidence["missing_keys"] == ["env", "model", "project"]
-    assert ec2.evidence["untagged_share"] == pytest.approx(200 / 700)
-    assert (ec2.monthly_saving, ec2.monthly_waste, ec2.confidence) == (0, 0, "high")
-    assert "i-2" in ec2.recommendation
+    assert set(got) == {"ledger:research", "ledger:web"}
+    research, web = got["ledger:research"], got["ledger:web"]
+    assert research.monthly_cost == pytest.approx(D(500) * M, abs=D("1e-9"))  # S3 300 + EC2 200
+    assert research.evidence["services"] == ["Amazon S3", "Amazon EC2"]
+    assert research.evidence["missing_keys"] == ["env", "model", "project", "team"]
+    assert research.evidence["untagged_share"] == pytest.approx(500 / 1000)
+    assert (research.monthly_saving, research.monthly_waste, research.confidence) == (0, 0, "high")
+    assert "largest: bkt" in research.recommendation
+    assert web.evidence["missing_keys"] == ["model"] and web.monthly_cost == pytest.approx(D(150) * M)
 
 
 def test_workloads_and_requests_without_a_team(store: Store) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-MONEY_HINTS = ("cost", "billed", "effective", "spend", "amount")
+MONEY_HINTS = ("cost", "billed", "effective", "spend", "amount", "saving", "waste")
 RATIO_HINTS = ("share", "efficiency", "activity", "below")  # ratios in [0, 1], shown as percentages
 
 

@@ -21,8 +21,9 @@ seen, status and dismissal reason survive (``store.findings``).
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -172,6 +173,7 @@ class RunResult:
     findings: list[Finding]
     skipped: list[Skipped]
     ran: list[str]  # rule ids that ran (found something or not)
+    seconds: dict[str, float] = field(default_factory=dict)  # per rule, the shared views counted where built
 
     @property
     def total_saving(self) -> Decimal:
@@ -283,6 +285,12 @@ SELECT p.*, w.name, w.namespace, w.kind, w.source, w.owner_kind, w.owner_name, w
        CASE WHEN lower(w.phase) IN ({bad}) THEN 'failed' WHEN lower(w.phase) IN ({ok}) THEN 'succeeded'
             ELSE 'running' END AS outcome,
        w.labels[{run}] AS run, w.labels[{model}] AS model,
+       -- the unit people manage: a Deployment (its ReplicaSet's name without the pod-template-hash), a Job, a
+       -- StatefulSet, else the workload itself
+       coalesce(w.namespace, '') || '/' || coalesce(CASE WHEN lower(w.owner_kind) = 'replicaset'
+                    AND w.labels['pod-template-hash'] IS NOT NULL
+                    THEN regexp_replace(w.owner_name, '-' || w.labels['pod-template-hash'] || '$', '') END,
+                  w.owner_name, w.name, p.workload_id) AS workload_group,
        w.labels[{model}] IS NOT NULL AND coalesce(w.source, '') <> 'slurm'
          AND (w.owner_kind IS NULL OR lower(w.owner_kind) IN ({owners})) AS serving,
        CASE WHEN w.labels[{run}] IS NOT NULL THEN 'run:' || w.labels[{run}]
@@ -381,7 +389,9 @@ def run(con: duckdb.DuckDBPyConnection, window: Window, settings: Settings | Non
     findings: list[Finding] = []
     skipped: list[Skipped] = []
     ran: list[str] = []
+    seconds: dict[str, float] = {}
     for rule in chosen:
+        started = time.perf_counter()
         reason = rule.missing(ctx)
         if reason:
             skipped.append(Skipped(rule.kind, reason))
@@ -390,17 +400,19 @@ def run(con: duckdb.DuckDBPyConnection, window: Window, settings: Settings | Non
         for f in rule.find(ctx):
             f.window = w
             findings.append(f)
+        seconds[rule.kind] = time.perf_counter() - started
     for f in findings:
         state = (known or {}).get(f.id)
         if state:
             f.status, f.status_reason, f.first_seen = state["status"], state["status_reason"], state["first_seen"]
     reconcile(findings)
     findings.sort(key=lambda f: (f.status == "dismissed", -f.achievable_saving, -f.monthly_saving, f.id))
-    return RunResult(w, findings, skipped, ran)
+    return RunResult(w, findings, skipped, ran, seconds)
 
 
 #: The columns of ``RuleContext.workloads()``, for rule authors.
-WORKLOAD_VIEW = """workload_id, name, namespace, kind, source, owner_kind, owner_name, phase, outcome
+WORKLOAD_VIEW = """workload_id, name, namespace, workload_group (namespace/Deployment, Job, StatefulSet or
+the workload's own name: the unit a finding about workloads names), kind, source, owner_kind, owner_name, phase, outcome
 (succeeded | failed | running), labels, annotations, team, run, model, serving (a long-running workload serving
 ``model``), pool, start_ts, end_ts, gpu_count, gpu_share, gpu_resource, exit_code; in the window: cost (GPU + CPU +
 memory + shared), gpu_cost, gpu_hours, used_hours, seen_hours (GPU-hours with telemetry), activity

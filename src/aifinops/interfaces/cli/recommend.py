@@ -76,7 +76,9 @@ def recommend(
                      "savingFormula": f.saving_formula, "pool": f.pool} for r, f in zip(rows, shown, strict=True)]
         render(rows, fmt)
         return
-    table_rows = [{k: v for k, v in r.items() if k not in ("firstSeen",)} for r in rows]
+    keep = ("id", "rule", "scope", "owner", "monthlyWaste", "achievableSaving", "confidence",
+            *(("status",) if show_all else ()), "recommendation")
+    table_rows = [{k: r[k] for k in keep} for r in rows]
     render(table_rows, title="waste findings (per month)",
            caption=f"{len(shown)} finding(s); achievable saving ${total:,.2f}/month (overlapping savings "
                    f"reconciled); window {result.window}")

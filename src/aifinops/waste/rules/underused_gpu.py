@@ -1,6 +1,6 @@
 """``underused-gpu``: workloads that hold whole GPUs and keep them mostly unused.
 
-Per workload group (the pods of one owner — a Deployment's ReplicaSet, a Job — or a lone pod / Slurm job),
+Per workload group (the pods of one owner — a Deployment across its rollouts, a Job — or a lone pod / Slurm job),
 over the GPU-hours with telemetry: activity = used / held GPU-hours (SM_ACTIVE first, as the allocation
 measures it). A group holding at least ``min_gpu_hours`` of whole GPUs at activity below ``max_activity``
 is reported with the cheapest change that still fits its work at ``target_activity``:
@@ -61,7 +61,7 @@ class UnderusedGpu(Rule):
         pools = ctx.pool_costs()
         rows = ctx.rows(f"""
 WITH g AS (
-  SELECT coalesce(namespace, '') || '/' || coalesce(owner_name, name, workload_id) AS grp,
+  SELECT workload_group AS grp,
          any_value(namespace) AS namespace, any_value(owner_kind) AS owner_kind, mode(team) AS team,
          count(*) AS workloads, max(gpu_share) AS gpus, mode(gpu_model) AS gpu_model,
          sum(gpu_cost) AS gpu_cost, sum(cost) AS cost, sum(gpu_hours) AS gpu_hours, sum(seen_hours) AS seen_hours,

@@ -3,8 +3,8 @@ tags that attribution needs.
 
 Three scopes, each its own finding when above ``min_monthly_cost``:
 
-- the ledger: positive EffectiveCost missing any of ``keys`` (default ``tag_keys``), per sub-account and
-  service (credits and refunds are not resources anyone tags, as in ``aifinops tags``);
+- the ledger: positive EffectiveCost missing any of ``keys`` (default ``tag_keys``), per sub-account (the
+  services it falls in are evidence; credits and refunds are not resources anyone tags, as in ``aifinops tags``);
 - GPU workloads: allocated cost of workloads without an owner label (``waste.owner_labels``), per namespace;
 - LLM requests: cost of requests without a team, per provider and model.
 
@@ -65,21 +65,29 @@ class UntaggedSpend(Rule):
         missing = ", ".join(f"CASE WHEN coalesce(trim(\"Tags\"[{sql_str(k)}]), '') = '' THEN {sql_str(k)} END"
                             for k in keys)
         rows = ctx.rows(f"""
-SELECT coalesce("SubAccountName", "SubAccountId", '') AS account, coalesce("ServiceName", '') AS service,
-       sum("EffectiveCost") FILTER (WHERE NOT ({has})) AS untagged, sum("EffectiveCost") AS total,
-       count(DISTINCT "ResourceId") FILTER (WHERE NOT ({has})) AS resources,
-       list_distinct(flatten(list(list_filter([{missing}], x -> x IS NOT NULL)) FILTER (WHERE NOT ({has}))))
-         AS missing_keys,
-       arg_max("ResourceId", "EffectiveCost") FILTER (WHERE NOT ({has})) AS largest_resource
-FROM focus_charges
-WHERE "ChargePeriodStart" >= $start::TIMESTAMP AND "ChargePeriodStart" < $end::TIMESTAMP AND "EffectiveCost" > 0
-GROUP BY ALL HAVING sum("EffectiveCost") FILTER (WHERE NOT ({has})) > 0 ORDER BY untagged DESC""")
+WITH c AS (
+  SELECT coalesce("SubAccountName", "SubAccountId", '') AS account, coalesce("ServiceName", '') AS service,
+         "ResourceId", "EffectiveCost" AS cost, NOT ({has}) AS untagged,
+         list_filter([{missing}], x -> x IS NOT NULL) AS missing
+  FROM focus_charges
+  WHERE "ChargePeriodStart" >= $start::TIMESTAMP AND "ChargePeriodStart" < $end::TIMESTAMP AND "EffectiveCost" > 0
+), per_service AS (
+  SELECT account, service, sum(cost) FILTER (WHERE untagged) AS untagged FROM c GROUP BY ALL
+)
+SELECT account, sum(cost) FILTER (WHERE untagged) AS untagged, sum(cost) AS total,
+       count(DISTINCT "ResourceId") FILTER (WHERE untagged) AS resources,
+       list_distinct(flatten(list(missing) FILTER (WHERE untagged))) AS missing_keys,
+       arg_max("ResourceId", cost) FILTER (WHERE untagged) AS largest_resource,
+       (SELECT list(service ORDER BY untagged DESC)[1:5] FROM per_service p
+        WHERE p.account = c.account AND p.untagged > 0) AS services
+FROM c GROUP BY account HAVING sum(cost) FILTER (WHERE untagged) > 0 ORDER BY untagged DESC""")
         return [self._finding(
-            ctx, f"ledger:{r['account']}/{r['service']}", Decimal(r["untagged"]), Decimal(r["total"]),
-            {"sub_account": r["account"], "service": r["service"], "resources": r["resources"],
+            ctx, f"ledger:{r['account']}", Decimal(r["untagged"]), Decimal(r["total"]),
+            {"sub_account": r["account"], "services": r["services"], "resources": r["resources"],
              "missing_keys": sorted(r["missing_keys"] or []), "largest_resource": r["largest_resource"]},
-            f"Tag {r['resources']} resource(s) of {r['service']} in {r['account'] or 'the account'} with "
-            f"{', '.join(sorted(r['missing_keys'] or []))} (largest: {r['largest_resource']})") for r in rows]
+            f"Tag {r['resources']} resource(s) in {r['account'] or 'the account'} with "
+            f"{', '.join(sorted(r['missing_keys'] or []))} (largest: {r['largest_resource']}; mostly "
+            f"{', '.join(r['services'][:2])})") for r in rows]
 
     def _workloads(self, ctx: RuleContext) -> list[Finding]:
         wl = ctx.workloads()
