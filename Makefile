@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-gpu bench-inference clean
+.PHONY: demo test lint bench bench-gpu bench-inference bench-recommend clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench-gpu: $(STAMP)
 
 bench-inference: $(STAMP)
 	$(BIN)/python bench/inference.py
+
+bench-recommend: $(STAMP)
+	$(BIN)/python bench/recommend.py
 
 clean:
 	rm -rf $(VENV) aifinops.duckdb aifinops-demo

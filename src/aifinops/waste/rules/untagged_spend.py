@@ -68,7 +68,7 @@ class UntaggedSpend(Rule):
 WITH c AS (
   SELECT coalesce("SubAccountName", "SubAccountId", '') AS account, coalesce("ServiceName", '') AS service,
          "ResourceId", "EffectiveCost" AS cost, NOT ({has}) AS untagged,
-         list_filter([{missing}], x -> x IS NOT NULL) AS missing
+         list_filter([{missing}], lambda x: x IS NOT NULL) AS missing
   FROM focus_charges
   WHERE "ChargePeriodStart" >= $start::TIMESTAMP AND "ChargePeriodStart" < $end::TIMESTAMP AND "EffectiveCost" > 0
 ), per_service AS (
