@@ -17,6 +17,8 @@ from aifinops.waste import rules
 from aifinops.waste.engine import finding_id
 
 WINDOW = ["--window", "2026-10-01T00:00..2026-10-03T00:00"]
+#: the two rules this fixture is built for (others, such as commitment-coverage, see waste in it too)
+RULES = ["--rule", "idle-gpu-capacity,underused-gpu"]
 runner = CliRunner()
 
 
@@ -41,7 +43,7 @@ def cli(db: Path, *args: str, config: Path | None = None) -> tuple[int, str]:
 
 
 def listed(db: Path, *args: str) -> list[dict]:
-    code, out = cli(db, "recommend", *WINDOW, "--format", "json", *args)
+    code, out = cli(db, "recommend", *WINDOW, *(RULES if "--rule" not in args else ()), "--format", "json", *args)
     assert code == 0, out
     return json.loads(out)
 
@@ -82,7 +84,7 @@ def test_a_finding_no_longer_found_becomes_inactive(db: Path, tmp_path: Path) ->
     listed(db)
     config = tmp_path / "aifinops.yaml"
     config.write_text("waste:\n  rules:\n    underused-gpu:\n      max_activity: 0.05\n")
-    code, out = cli(db, "recommend", *WINDOW, config=config)
+    code, out = cli(db, "recommend", *WINDOW, *RULES, config=config)
     assert code == 0, out
     with Store(db, read_only=True) as store:
         rows = dict(store.con.execute("SELECT rule, active FROM findings").fetchall())
