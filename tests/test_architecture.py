@@ -57,3 +57,18 @@ def test_every_source_is_documented_and_registered() -> None:
     for name, cls in sources:
         assert cls.__doc__, f"source {name} has no docstring"
         assert f"ingest {name}" in readme, f"README does not show `aifinops ingest {name}`"
+
+
+def test_every_waste_rule_is_one_documented_file() -> None:
+    """A rule is one file in waste/rules/ that registers itself, says what it targets and how it saves (its module
+    docstring), and has a row in the README's rule table."""
+    from aifinops.waste import rules
+
+    readme = (PKG.parent.parent / "README.md").read_text()
+    files = {p.stem for p in (PKG / "waste" / "rules").glob("*.py") if not p.stem.startswith("_")}
+    assert {cls.__module__.rsplit(".", 1)[-1] for _, cls in rules} == files
+    for name, cls in rules:
+        module = __import__(cls.__module__, fromlist=["_"])
+        assert module.__doc__ and f"``{name}``" in module.__doc__, f"rule {name}: its module docstring names it"
+        assert cls.title and cls.targets, f"rule {name} has no title or target"
+        assert f"| `{name}` |" in readme, f"README's rule table has no row for {name}"

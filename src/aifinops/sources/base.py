@@ -28,7 +28,8 @@ sources: Registry[Source] = Registry(
               "aifinops.sources.inventory", "aifinops.sources.kubernetes", "aifinops.sources.slurm",
               "aifinops.sources.nvidia_smi", "aifinops.sources.nvml", "aifinops.sources.otel_genai",
               "aifinops.sources.litellm_prices", "aifinops.sources.genai_prices", "aifinops.sources.litellm_spend",
-              "aifinops.sources.llm_usage_csv", "aifinops.sources.outcomes"),
+              "aifinops.sources.llm_usage_csv", "aifinops.sources.outcomes", "aifinops.sources.mlflow",
+              "aifinops.sources.run_metrics_csv"),
 )
 
 _CHUNK = 1 << 20

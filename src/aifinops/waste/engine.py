@@ -321,13 +321,15 @@ FROM per p JOIN w ON w.workload_id = p.workload_id"""
 
 
 def data_extent(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, datetime | None]:
-    """First and last (exclusive) instant of any data in the store: bills, telemetry, workloads, requests."""
+    """First and last (exclusive) instant of any data in the store: bills, telemetry, workloads, requests, runs."""
     row = con.execute("""
 SELECT least((SELECT min("ChargePeriodStart") FROM focus_charges), (SELECT min(ts) FROM gpu_samples),
-             (SELECT min(start_ts) FROM workloads), (SELECT min(ts) FROM llm_requests WHERE NOT _superseded)),
+             (SELECT min(start_ts) FROM workloads), (SELECT min(ts) FROM llm_requests WHERE NOT _superseded),
+             (SELECT min(coalesce(start_ts, ts)) FROM run_metrics WHERE NOT _superseded)),
        greatest((SELECT max("ChargePeriodEnd") FROM focus_charges), (SELECT max(ts) FROM gpu_samples),
                 (SELECT max(coalesce(end_ts, start_ts)) FROM workloads),
-                (SELECT max(ts) FROM llm_requests WHERE NOT _superseded))""").fetchone()
+                (SELECT max(ts) FROM llm_requests WHERE NOT _superseded),
+                (SELECT max(coalesce(end_ts, ts)) FROM run_metrics WHERE NOT _superseded))""").fetchone()
     return row[0], row[1]
 
 

@@ -24,6 +24,7 @@ from ...store.export import export_focus
 from ...store.ingest import IngestError, ingest
 from .agent import register as _register_agent
 from .collect import register as _register_collect
+from .collect_mlflow import register as _register_collect_mlflow
 from .common import RichProgress, check_format, friendly, open_store, print_batch, state
 from .gpu import register as _register_gpu
 from .output import console, err_console, render
@@ -53,6 +54,7 @@ def main_options(
 
 
 _register_collect(app)
+_register_collect_mlflow(app)
 _register_agent(app)
 _register_gpu(app)
 _register_prices(app)
