@@ -47,3 +47,19 @@ def test_two_changes_to_one_endpoint_compose() -> None:
     reconcile([b, a, c])
     assert (a.achievable_saving, b.achievable_saving, c.achievable_saving) == (Decimal(600), Decimal(200),
                                                                                Decimal(70))
+
+
+def test_a_commitment_comes_before_the_workloads_on_its_node_pool() -> None:
+    """A savings plan saves $3,000 of a $10,000 node pool; a run on it would save $1,000 on spot at list price.
+    After the commitment, 70% of the pool's dollars are left, so moving the run saves $700; a workload on
+    another pool keeps its whole saving."""
+    commit = Finding(rule="commitment-coverage", scope_kind="node_pool", scope="p", owner=None, evidence={},
+                     monthly_cost=Decimal(10000), monthly_waste=Decimal(0), monthly_saving=Decimal(3000),
+                     recommendation="", assumptions=[], saving_formula="", pool="node_pool:p",
+                     pool_cost=Decimal(10000))
+    spot = _finding("run:b", Decimal(200), 7, "open")
+    spot.pool_cost = Decimal(1000)
+    other = _finding("endpoint:a", Decimal(100), 8, "open")
+    reconcile([commit, spot, other], {"run:b": "node_pool:p", "endpoint:a": "node_pool:q"})
+    assert (commit.achievable_saving, spot.achievable_saving, other.achievable_saving) == (
+        Decimal(3000), Decimal(140), Decimal(100))

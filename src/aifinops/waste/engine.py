@@ -11,8 +11,9 @@ and yields ``Finding``s from SQL over the store. The engine:
    line), the cost and activity of every workload, the priced LLM requests;
 4. reconciles savings (``reconcile``): findings that save out of the same dollars (the same ``pool``, e.g.
    scale-to-zero and a smaller GPU for one endpoint) are applied one after the other, largest first, each to
-   what the ones before it left: ``achievable = saving x remaining / pool cost``. The total of achievable
-   savings can always be reached by doing every change; the sum of raw savings could not.
+   what the ones before it left: ``achievable = saving x remaining / pool cost``; and a change to a whole node
+   pool (a commitment) comes before the changes to the workloads on it, which then save on what it left. The
+   total of achievable savings can always be reached by doing every change; the sum of raw savings could not.
 
 A finding's id is a hash of its rule and scope, so the same waste found again is the same finding: its first
 seen, status and dismissal reason survive (``store.findings``).
@@ -249,7 +250,9 @@ class RuleContext:
         sql = f"""
 SELECT a.*, n.gpu_model, n.pricing_category, n.region, n.gpu_count AS node_gpus, n.instance_type, n.provider
 FROM ({allocation_sql(Costing.from_settings(self.settings), opts)}) a
-LEFT JOIN gpu_nodes n ON n.node = a.node"""
+LEFT JOIN (SELECT * FROM gpu_nodes
+           QUALIFY row_number() OVER (PARTITION BY node ORDER BY _batch_id DESC, _row DESC) = 1) n
+  ON n.node = a.node"""
         return self._build("_waste_allocation", sql)
 
     def workloads(self) -> str:
@@ -305,6 +308,16 @@ FROM per p JOIN w ON w.workload_id = p.workload_id"""
         wl = self.workloads()
         return self._build("_waste_pools", f"SELECT pool, sum(cost) AS cost FROM {wl} GROUP BY pool")
 
+    def parents(self) -> dict[str, str]:
+        """Workload pool -> ``node_pool:<pool>`` of the GPUs it held most (named as idle-gpu-capacity and
+        commitment-coverage name node pools), for the second level of ``reconcile``; empty when no rule built the
+        workload view."""
+        if "_waste_workloads" not in self._built:
+            return {}
+        rows = self.con.execute("SELECT pool, mode(coalesce(node_pool, gpu_model, 'default')) FROM _waste_workloads "
+                                "GROUP BY pool").fetchall()
+        return {pool: f"node_pool:{parent}" for pool, parent in rows}
+
     def served(self) -> list[SelfHosted]:
         """The self-hosted models' serving GPU cost in the window (as ``workload_costs.serving_costs``)."""
         wl = self.workloads()
@@ -358,9 +371,15 @@ def make_rules(settings: Settings, only: list[str] | None = None) -> list[Rule]:
     return [rules.get(rid)(w.rules.get(rid)) for rid in chosen]
 
 
-def reconcile(findings: list[Finding]) -> list[Finding]:
-    """Set ``achievable_saving`` so that savings out of the same pool never count the same dollar twice (see
-    the module docstring). Dismissed findings save nothing and take nothing from the pool."""
+def reconcile(findings: list[Finding], parents: dict[str, str] | None = None) -> list[Finding]:
+    """Set ``achievable_saving`` so that savings out of the same dollars never count twice (see the module
+    docstring). Dismissed findings save nothing and take nothing from the pool.
+
+    Two levels. First, findings of one pool compose, largest first, each on what the ones before it left.
+    Second, ``parents`` maps a workload pool to the node pool its GPUs are on (``node_pool:<pool>``): a change to
+    a whole node pool (a commitment) applies first, and the workload findings under it save only on what is
+    left of the node pool's cost, ``achievable x (1 - node pool's own achievable / its cost)``: a run moved to
+    spot after its GPUs were covered by a savings plan saves on the discounted price, not the list price."""
     by_pool: dict[str, list[Finding]] = {}
     for f in findings:
         if f.status == "dismissed":
@@ -377,6 +396,14 @@ def reconcile(findings: list[Finding]) -> list[Finding]:
             saving = min(max(f.monthly_saving, ZERO), base)
             f.achievable_saving = (saving * remaining / base).quantize(Decimal("1e-12"))
             remaining -= f.achievable_saving
+    for pool, parent in (parents or {}).items():
+        own = by_pool.get(parent)
+        if not own or pool not in by_pool or pool == parent:
+            continue
+        base = max(f.pool_cost or ZERO for f in own)
+        left = max(base - sum((f.achievable_saving for f in own), ZERO), ZERO) / base
+        for f in by_pool[pool]:
+            f.achievable_saving = (f.achievable_saving * left).quantize(Decimal("1e-12"))
     return findings
 
 
@@ -407,7 +434,7 @@ def run(con: duckdb.DuckDBPyConnection, window: Window, settings: Settings | Non
         state = (known or {}).get(f.id)
         if state:
             f.status, f.status_reason, f.first_seen = state["status"], state["status_reason"], state["first_seen"]
-    reconcile(findings)
+    reconcile(findings, ctx.parents())
     findings.sort(key=lambda f: (f.status == "dismissed", -f.achievable_saving, -f.monthly_saving, f.id))
     return RunResult(w, findings, skipped, ran, seconds)
 
