@@ -13,7 +13,7 @@ from waste_fixtures import T0, add_activity, add_node, add_workload
 
 from aifinops.interfaces.cli.app import app
 from aifinops.store.connection import Store
-from aifinops.waste import rules
+from aifinops.waste import registry as rules
 from aifinops.waste.engine import finding_id
 
 WINDOW = ["--window", "2026-10-01T00:00..2026-10-03T00:00"]

@@ -291,3 +291,75 @@ def test_options_are_checked():
         LiteLLMSpendSource(tag_columns="model=m")
     assert LiteLLMSpendSource(tag_columns="feature=app,tenant=customer").options.tag_columns == \
         {"feature": "app", "tenant": "customer"}
+
+
+# -- prompt fingerprints -------------------------------------------------------------------------------------
+
+SYSTEM = "You are the search assistant of Acme. Cite the document ids you used."
+TOOLS = [{"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}}]
+
+
+def sha(system: object, tools: object, messages: object) -> str:
+    """model.llm.PROMPT_COLUMNS' fingerprint, computed in Python: sha256 of the canonical JSON of the parts."""
+    doc = json.dumps({"system": system, "tools": tools, "messages": messages}, separators=(",", ":"))
+    return hashlib.sha256(doc.encode()).hexdigest()
+
+
+def tokens(*parts: object) -> int:
+    """Characters of the canonical parts / 4, rounded half up."""
+    return (sum(len(json.dumps(p, separators=(",", ":"))) for p in parts) + 2) // 4
+
+
+def _with_prompts() -> list[dict]:
+    """The fixture's rows as LiteLLM logs them with store_prompts_in_spend_logs on, in each version's place."""
+    rows = copy.deepcopy(ROWS)
+    # older LiteLLM: the request's messages in the messages column (system prompt first, OpenAI style)
+    rows[0]["messages"] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "llm pricing"}]
+    # newer LiteLLM: messages is {} and the request body is in proxy_server_request (Anthropic messages API)
+    rows[1]["proxy_server_request"] = json.dumps({"model": "claude-sonnet", "max_tokens": 512, "system": SYSTEM,
+                                                  "tools": TOOLS, "messages": [{"role": "user", "content": "hi"}]})
+    # turn_off_message_logging: LiteLLM logs its placeholder instead of the content
+    rows[2]["proxy_server_request"] = json.dumps({"messages": [{"role": "user", "content": "redacted-by-litellm"}]})
+    # versions that keep the body in metadata
+    rows[3]["metadata"]["proxy_server_request"] = {"messages": [{"role": "user", "content": "why"}]}
+    return rows
+
+
+def test_prompt_fingerprints_from_logged_prompts(store, tmp_path):
+    """Hashes come from whichever place the LiteLLM version logged the prompt, the same from the JSON and the CSV
+    export; content logging off ({}) or redacted gives none; the content is not stored."""
+    rows = _with_prompts()
+    ingest(store, LiteLLMSpendSource(), [write_json(tmp_path / "prompts.json", rows)])
+    got = loaded(store, "prompt_hash", "prefix_hash", "prefix_tokens")
+    first = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "llm pricing"}]
+    assert got["chatcmpl-Bf3kQ1a7cXzE2r9YtLmN0pQsUvWx"] == (
+        sha(None, None, first), sha(None, None, first[:1]), tokens(first[:1]))
+    assert got["msg_01HqR7vT2nWkS8yXo3bL5cDe"] == (
+        sha(SYSTEM, TOOLS, [{"role": "user", "content": "hi"}]), sha(SYSTEM, TOOLS, None), tokens(SYSTEM, TOOLS))
+    assert got["bd7e0c0a-5b41-4c9e-8f0e-1d2c3b4a5f60"] == (sha(None, None, [{"role": "user", "content": "why"}]),
+                                                           None, None)
+    assert got["msg_01KpX2cN8uVd4QyHs6tG1aRf"] == (None, None, None)  # redacted
+    assert got["vtx-7d6c5b4a-3f2e-4d1c-9b8a-7f6e5d4c3b2a"] == (None, None, None)  # logged as {}
+    dump = str(store.con.execute("SELECT * FROM llm_requests").fetchall())
+    assert "search assistant" not in dump and "llm pricing" not in dump and "why" not in dump
+
+    # the same rows as `\copy ... CSV HEADER` writes them: JSON as text cells
+    header, *lines = list(csv.reader(io.StringIO(CSV_EXPORT.read_text())))
+    for line, row in zip(lines, rows, strict=True):
+        for col in ("messages", "proxy_server_request", "metadata"):
+            value = row[col]
+            line[header.index(col)] = value if isinstance(value, str) else json.dumps(value)
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([header, *lines])
+    other = Store(tmp_path / "csv.duckdb")
+    try:
+        (tmp_path / "prompts.csv").write_text(out.getvalue())
+        ingest(other, LiteLLMSpendSource(), [tmp_path / "prompts.csv"])
+        assert loaded(other, "prompt_hash", "prefix_hash", "prefix_tokens") == got
+    finally:
+        other.close()
+
+
+def test_fingerprints_can_be_turned_off(store, tmp_path):
+    ingest(store, LiteLLMSpendSource(fingerprint_prompts=False), [write_json(tmp_path / "p.json", _with_prompts())])
+    assert set(loaded(store, "prompt_hash", "prefix_hash", "prefix_tokens").values()) == {(None, None, None)}

@@ -286,3 +286,23 @@ def test_the_same_file_with_other_options_is_another_batch(store: Store) -> None
     other = ingest(store, LlmUsageSource(**{**AZURE_OPTIONS, "model": "gpt-4o-mini"}, source_name="b"), [AZURE])
     assert (first.status, again.status, other.status) == ("loaded", "unchanged", "loaded")
     assert one(store, "SELECT count(DISTINCT request_model) FROM llm_requests WHERE NOT _superseded") == (2,)
+
+
+def test_prompt_fingerprints_hashed_upstream_can_be_mapped(store, tmp_path):
+    """A gateway that hashes prompts itself: its hashes and prefix size are mapped like any column; a prefix size
+    that is not a whole number or is negative quarantines the row, naming the value."""
+    f = _write(tmp_path / "hashed.csv", "id,t,model,i,o,prompt_sha,system_sha,system_tokens\n"
+                                        "a,2026-03-01T10:00:00Z,gpt-4o,1800,20,p1,s1,1500\n"
+                                        "b,2026-03-01T10:01:00Z,gpt-4o,1800,20,p2,s1,1500\n"
+                                        "c,2026-03-01T10:02:00Z,gpt-4o,90,20,p3,,\n"
+                                        "d,2026-03-01T10:03:00Z,gpt-4o,90,20,p4,s2,1.5\n"
+                                        "e,2026-03-01T10:04:00Z,gpt-4o,90,20,p5,s3,-2\n")
+    mapping = {"request_id": "id", "ts": "t", "request_model": "model", "input_tokens": "i", "output_tokens": "o",
+               "prompt_hash": "prompt_sha", "prefix_hash": "system_sha", "prefix_tokens": "system_tokens"}
+    res = ingest(store, LlmUsageSource(columns=mapping, provider="openai"), [f])
+    assert (res.rows_loaded, res.rows_quarantined) == (3, 2)
+    assert store.con.execute("SELECT request_id, prompt_hash, prefix_hash, prefix_tokens FROM llm_requests "
+                             "ORDER BY _row").fetchall() == [
+        ("a", "p1", "s1", 1500), ("b", "p2", "s1", 1500), ("c", "p3", None, None)]
+    assert reasons(store) == [(4, "prefix_tokens", "prefix_tokens is not a whole number: 1.5"),
+                              (5, "prefix_tokens", "prefix_tokens is negative: -2")]

@@ -10,6 +10,7 @@ import base64
 import contextlib
 import copy
 import gzip
+import hashlib
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -31,14 +32,29 @@ SUPPORT = {"service": "support-bot", "environment": "prod", "team": "support", "
 SEARCH = {"service": "search-api", "environment": "staging", "team": "search", "feature": None, "user_id": None,
           "tenant": None}
 NONE = {"conversation_id": None, "cache_read_tokens": None, "cache_write_tokens": None, "reasoning_tokens": None,
-        "api_key": None, "source_cost": None, "error_type": None, "status": "ok", "requests": 1, "source": "otel"}
+        "api_key": None, "source_cost": None, "error_type": None, "status": "ok", "requests": 1, "source": "otel",
+        "prompt_hash": None, "prefix_hash": None, "prefix_tokens": None}
+
+
+def sha(system: Any, tools: Any, messages: Any) -> str:
+    """The fingerprint as model.llm.PROMPT_COLUMNS defines it, computed here in Python: sha256 of the canonical
+    (minified) JSON of the prompt's parts."""
+    doc = json.dumps({"system": system, "tools": tools, "messages": messages}, separators=(",", ":"),
+                     ensure_ascii=False)
+    return hashlib.sha256(doc.encode()).hexdigest()
+
+
+#: the prompts the fixture's spans carry (make_fixtures.py): the openai_v2 span's gen_ai.input.messages and the
+#: OpenLLMetry span's gen_ai.prompt.0.role / .content, assembled as one message
+TICKET = [{"role": "user", "parts": [{"type": "text", "content": "my card was charged twice"}]}]
+REPORT = [{"content": "summarise the quarterly report", "role": "user"}]
 OPENAI_SCOPE = {"otel.scope.name": "opentelemetry.instrumentation.openai_v2", "otel.scope.version": "2.1b0"}
 #: every column of every row the fixtures hold, worked out from make_fixtures.py
 GOLDEN = [
     {**NONE, **SUPPORT, "request_id": "00f067aa0ba90102", "ts": datetime(2026, 11, 20, 10, 0, 0, 5000),
      "duration_ms": 1840.0, "provider": "openai", "operation": "chat", "request_model": "gpt-4o",
      "response_model": "gpt-4o-2024-08-06", "input_tokens": 1200, "output_tokens": 300, "cache_read_tokens": 1000,
-     "tier": "standard", "conversation_id": "conv_5j66UpCpwteGg4YSxUnt7lPY",
+     "tier": "standard", "conversation_id": "conv_5j66UpCpwteGg4YSxUnt7lPY", "prompt_hash": sha(None, None, TICKET),
      "attributes": {"gen_ai.response.id": "chatcmpl-123", "gen_ai.response.finish_reasons": '["stop"]',
                     "gen_ai.request.temperature": "0.2", "gen_ai.request.stream": "false",
                     "server.address": "api.openai.com", "server.port": "443", **OPENAI_SCOPE}},
@@ -56,6 +72,7 @@ GOLDEN = [
      "ts": datetime(2026, 11, 20, 10, 0, 20), "duration_ms": 3250.0, "provider": "anthropic", "operation": "chat",
      "request_model": "claude-3-5-sonnet-20241022", "response_model": "claude-3-5-sonnet-20241022",
      "input_tokens": 3000, "output_tokens": 250, "cache_read_tokens": 2000, "cache_write_tokens": 500, "tier": None,
+     "prompt_hash": sha(None, None, REPORT),
      "attributes": {"cloud.region": "us-east-1", "llm.is_streaming": "true",
                     "otel.scope.name": "opentelemetry.instrumentation.anthropic", "otel.scope.version": "0.40.2"}},
     {**NONE, **SEARCH, "request_id": "00f067aa0ba90202", "trace_id": "4bf92f3577b34da6a3ce929d0e0e0202",
@@ -375,3 +392,88 @@ def test_no_shape_of_otlp_json_crashes_the_reader(store: Store, tmp_path: Path) 
     res = ingest(store, OtelSource(), readable)
     assert res.rows_read == res.rows_loaded + res.rows_quarantined > 0
     assert refused > 10 and res.rows_quarantined > 10  # both outcomes were exercised
+
+
+# -- prompt fingerprints -------------------------------------------------------------------------------------
+
+
+def _sdk() -> Any:
+    """make_fixtures.py as a module: its SDK recording and OTLP encoding, for spans of a test's own."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_fixtures", FIX / "make_fixtures.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+SYSTEM = [{"type": "text", "content": "You are the billing assistant of Acme. Answer in one sentence."}]
+TOOLS = [{"type": "function", "name": "refund_lookup", "description": "Find a refund by order id",
+          "parameters": {"type": "object", "properties": {"order": {"type": "string"}}}}]
+
+
+def _chat(start_ms: int, user: str, **extra: str) -> dict[str, Any]:
+    """A chat span of the current GenAI conventions with content capture on: system instructions, tool definitions
+    and input messages as the JSON text instrumentations record."""
+    attrs = {"gen_ai.provider.name": "openai", "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+             "gen_ai.usage.input_tokens": 2100, "gen_ai.usage.output_tokens": 40,
+             "gen_ai.system_instructions": json.dumps(SYSTEM), "gen_ai.tool.definitions": json.dumps(TOOLS),
+             "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": user}]}]),
+             "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [{"type": "text",
+                                                                                   "content": "Done."}]}]),
+             **extra}
+    return {"name": "chat gpt-4o", "start_ms": start_ms, "end_ms": start_ms + 900,
+            "scope": "opentelemetry.instrumentation.openai_v2", "attributes": attrs}
+
+
+def test_prompt_fingerprints_from_sdk_spans(store: Store, tmp_path: Path) -> None:
+    """Spans written by the SDK with content capture on: the prompt and its prefix (system instructions + tools,
+    or the leading system messages) are hashed as model.llm.PROMPT_COLUMNS defines them, the same from OTLP/JSON and
+    protobuf, white space in the recorded JSON does not change a hash, and no content is stored anywhere."""
+    sdk = _sdk()
+    spans = [
+        _chat(0, "refund order 1"),
+        _chat(1_000, "refund order 2"),  # same instructions and tools, another question
+        _chat(2_000, "refund order 1", **{"gen_ai.system_instructions": json.dumps(SYSTEM, indent=2)}),
+        # an instrumentation that keeps the system prompt among the messages (OpenAI's chat format)
+        {"name": "chat gpt-4o-mini", "start_ms": 3_000, "end_ms": 3_500, "attributes": {
+            "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 30,
+            "gen_ai.usage.output_tokens": 5, "gen_ai.input.messages": json.dumps([
+                {"role": "system", "content": "Classify the ticket."}, {"role": "user", "content": "card declined"}])}},
+    ]
+    msg = sdk.encode_spans(sdk._record({"service.name": "billing"}, 0x300, spans))
+    (tmp_path / "t.jsonl").write_text(sdk._otlp_json(msg) + "\n")
+    (tmp_path / "t.binpb").write_bytes(msg.SerializeToString())
+
+    ingest(store, OtelSource(), [tmp_path / "t.jsonl"])
+    got = [(r["prompt_hash"], r["prefix_hash"], r["prefix_tokens"]) for r in rows(store)]
+    user = [[{"role": "user", "parts": [{"type": "text", "content": f"refund order {n}"}]}] for n in (1, 2)]
+    prefix = sha(SYSTEM, TOOLS, None)
+    # characters of the canonical parts / 4, rounded half up: the providers' rule of thumb
+    chars = len(json.dumps(SYSTEM, separators=(",", ":"))) + len(json.dumps(TOOLS, separators=(",", ":")))
+    system_msg = {"role": "system", "content": "Classify the ticket."}
+    assert got == [
+        (sha(SYSTEM, TOOLS, user[0]), prefix, (chars + 2) // 4),
+        (sha(SYSTEM, TOOLS, user[1]), prefix, (chars + 2) // 4),
+        (sha(SYSTEM, TOOLS, user[0]), prefix, (chars + 2) // 4),  # the first prompt again, pretty-printed
+        (sha(None, None, [system_msg, {"role": "user", "content": "card declined"}]), sha(None, None, [system_msg]),
+         (len(json.dumps([system_msg], separators=(",", ":"))) + 2) // 4),
+    ]
+    other = Store(tmp_path / "pb.duckdb")
+    try:
+        ingest(other, OtelSource(), [tmp_path / "t.binpb"])
+        assert [(r["prompt_hash"], r["prefix_hash"], r["prefix_tokens"]) for r in rows(other)] == got
+    finally:
+        other.close()
+    text = str(store.rows("SELECT * FROM llm_requests"))
+    assert "refund order" not in text and "billing assistant" not in text and "Classify" not in text
+
+
+def test_no_fingerprints_when_turned_off_and_no_content_in_quarantine(store: Store, tmp_path: Path) -> None:
+    ingest(store, OtelSource(fingerprint_prompts=False), [FIX / "genai.jsonl"])
+    assert {(r["prompt_hash"], r["prefix_hash"], r["prefix_tokens"]) for r in rows(store)} == {(None, None, None)}
+    # a span quarantined for another reason keeps its raw values to fix it, never its prompt
+    ingest(store, OtelSource(), [_span_file(tmp_path, _drop("gen_ai.request.model", "gen_ai.response.model"))])
+    raw = store.rows("SELECT raw FROM quarantine")
+    assert len(raw) == 1 and "charged twice" not in str(raw)

@@ -45,6 +45,17 @@ attributes                 call_type, model_id, model_group, api_base, cache_hit
 Not kept: messages, response and proxy_server_request (prompts), requester_ip_address, and the usage
 and model-map objects of metadata (read into the token columns above).
 
+**Prompt fingerprints.** With ``store_prompts_in_spend_logs`` on, LiteLLM logs the prompt: older versions in
+``messages`` (the request's messages as JSON), newer ones as the request body in ``proxy_server_request`` (a
+column, or ``metadata.proxy_server_request`` in some versions). From it ``prompt_hash``, ``prefix_hash`` and
+``prefix_tokens`` are computed in SQL (``sources/prompt_fingerprint.py``): the messages (``messages``, else the
+body's ``messages``, ``input`` or ``prompt``), the system prompt of the body (``system``: Anthropic's messages API;
+``instructions``: the Responses API) and its tools (``tools``, else ``functions``); leading ``system`` and
+``developer`` messages are part of the prefix. The content itself is never stored. Content logging off (``{}``)
+or redacted (``redacted-by-litellm``, LiteLLM's ``turn_off_message_logging``) leaves the three columns NULL, as
+does the option ``fingerprint_prompts: false``. LiteLLM cuts strings longer than its limit in the middle; the
+hash is then of what it kept, and ``prefix_tokens`` counts the kept characters only.
+
 **Tokens.** LiteLLM reports OpenAI-style usage whatever the provider: ``prompt_tokens`` includes cache
 reads (``cached_tokens``) and ``completion_tokens`` includes reasoning, as OTel counts. Anthropic's cache
 *writes* are the exception: LiteLLM counted them into ``prompt_tokens`` before v1.66 and again in recent
@@ -73,9 +84,10 @@ import pyarrow.parquet as pq
 from pydantic import Field, field_validator
 
 from ..model.checks import WARNING, Check, sql_ident, sql_str
-from ..model.llm import LLM_REQUEST_COLUMNS, PROVIDER_ALIASES, provider_sql
+from ..model.llm import LLM_REQUEST_COLUMNS, PROMPT_COLUMNS, PROVIDER_ALIASES, provider_sql
 from .base import FileRead, RequestSource, Source, SourceError, SourceFile, expand, sources, typed_ref
 from .json_rows import json_relation, read_json_rows, record_check, table_format
+from .prompt_fingerprint import fingerprint_relation
 from .requests_common import count_sql, request_checks
 from .workloads_csv import csv_header, map_sql
 
@@ -86,7 +98,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "request_duration_ms": (), "completionStartTime": ("completion_start_time",), "model": (), "model_id": (),
     "model_group": (), "custom_llm_provider": (), "api_base": (), "user": (), "metadata": (), "cache_hit": (),
     "request_tags": (), "team_id": (), "organization_id": (), "end_user": (), "session_id": (), "status": (),
-    "mcp_namespaced_tool_name": (), "agent_id": (),
+    "mcp_namespaced_tool_name": (), "agent_id": (), "messages": (), "proxy_server_request": (),
 }
 REQUIRED = ("request_id", "startTime")
 #: metadata keys not copied into attributes: read into columns, prompts, addresses, large objects
@@ -97,7 +109,7 @@ _BATCH_CALLS = ("create_batch", "acreate_batch", "retrieve_batch", "aretrieve_ba
 #: metadata fields read into columns, extracted together (one parse of the object per row)
 _PATHS = ("user_api_key_alias", "user_api_key_team_alias", "user_api_key_team_id", "user_api_key_user_id", "status",
           "error_information.error_class", "error_information.error_code", "spend_logs_metadata",
-          "usage_object", "usage_object.prompt_tokens_details",
+          "usage_object", "usage_object.prompt_tokens_details", "proxy_server_request",
           *(f"{u}.{p}" for u in ("usage_object", "additional_usage_values") for p in (
               "prompt_tokens_details.cached_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
               "prompt_tokens_details.cache_creation_tokens", "completion_tokens_details.reasoning_tokens")))
@@ -130,6 +142,41 @@ def _extracted(base: str, ref: dict[str, str]) -> str:
             f"{ref['metadata']} IS NOT NULL AND {meta} IS NULL AS _metadata_invalid FROM {base} s)")
 
 
+#: what LiteLLM writes in place of content it was told not to log
+REDACTED = "redacted-by-litellm"
+
+
+def _present(text: str) -> str:
+    """SQL: a logged value, NULL for what says nothing was logged (empty, ``{}``, ``[]``, ``null``)."""
+    return f"nullif(nullif(nullif(nullif(trim({text}), ''), '{{}}'), '[]'), 'null')"
+
+
+#: where a logged request body keeps the prompt's parts, first found wins
+_BODY_FIELDS = {"_p_system": ("system", "instructions"), "_p_tools": ("tools", "functions"),
+                "_p_messages": ("messages", "input", "prompt")}
+
+
+def _prompt_relation(base: str, ref: dict[str, str], metadata_body: str) -> str:
+    """``base`` (``_extracted``) with the system prompt, tools and messages a row logged, as text (``_p_system``,
+    ``_p_tools``, ``_p_messages``; all NULL when the content was redacted). The request body is parsed once, its
+    fields extracted together in an inner projection (written into each part's expression, the parse would be
+    repeated and DuckDB's optimizer spends minutes on the tree)."""
+    body = f"TRY_CAST(coalesce({_present(ref['proxy_server_request'])}, {_present(metadata_body)}) AS JSON)"
+    paths = [f"$.{p}" for fields in _BODY_FIELDS.values() for p in fields]
+    redacted = (f"contains(coalesce({ref['messages']}, '') || coalesce({ref['proxy_server_request']}, '') || "
+                f"coalesce({metadata_body}, ''), {sql_str(REDACTED)})")
+    inner = (f"SELECT s.*, json_extract({body}, [{', '.join(map(sql_str, paths))}]) AS _p_fields, "
+             f"{_present(ref['messages'])} AS _p_logged, {redacted} AS _p_redacted FROM {base} s")
+    cols, i = [], 0
+    for name, fields in _BODY_FIELDS.items():
+        found = [_present(f"CAST(s._p_fields[{i + k + 1}] AS VARCHAR)") for k in range(len(fields))]
+        i += len(fields)
+        if name == "_p_messages":
+            found.insert(0, "s._p_logged")
+        cols.append(f"CASE WHEN NOT s._p_redacted THEN coalesce({', '.join(found)}) END AS {name}")
+    return f"(SELECT s.* EXCLUDE (_p_fields, _p_logged, _p_redacted), {', '.join(cols)} FROM ({inner}) s)"
+
+
 @sources.register("litellm")
 class LiteLLMSpendSource(RequestSource):
     """LLM requests from LiteLLM proxy spend logs (LiteLLM_SpendLogs as CSV, Parquet or JSON).
@@ -142,6 +189,8 @@ class LiteLLMSpendSource(RequestSource):
         source_name: str = "litellm"
         #: are Anthropic cache writes inside prompt_tokens? auto: decided per row (see the module docstring)
         cache_writes_in_prompt_tokens: Literal["auto", "yes", "no"] = "auto"
+        #: keep sha256 fingerprints of the prompt and its reusable prefix when the log holds the content
+        fingerprint_prompts: bool = True
         #: canonical column -> key of a ``key:value`` request tag or of metadata.spend_logs_metadata
         tag_columns: dict[str, str] = Field(default_factory=lambda: {
             "feature": "feature", "tenant": "tenant", "environment": "environment", "service": "service"})
@@ -194,8 +243,12 @@ class LiteLLMSpendSource(RequestSource):
             "' (LiteLLM estimates them from the thinking text): loaded as completion_tokens'"), Check(
             "json", "metadata", WARNING, "s._metadata_invalid",
             f"'metadata is not JSON: loaded without it (' || left({ref['metadata']}, 60) || ')'")]
-        return FileRead(file=file, relation_sql=_extracted(base, ref), raw=raw, typed=typed, extra_columns={},
-                        checks=checks)
+        relation = _extracted(base, ref)
+        if self.options.fingerprint_prompts:
+            metadata_body = f"nullif(s._m[{_PATHS.index('proxy_server_request') + 1}], '')"
+            parts = _prompt_relation(relation, ref, metadata_body)
+            relation = fingerprint_relation(parts, "s._p_system", "s._p_tools", "s._p_messages")
+        return FileRead(file=file, relation_sql=relation, raw=raw, typed=typed, extra_columns={}, checks=checks)
 
     def _relation(self, file: SourceFile) -> tuple[list[str], str, list[Check], bool]:
         """(column names, table expression with ``file_row_number``, checks of the format, whether it is known
@@ -329,7 +382,11 @@ class LiteLLMSpendSource(RequestSource):
                           f"{_json_map(f'TRY_CAST({slm} AS MAP(VARCHAR, JSON))', 'spend_logs_metadata.')}, "
                           f"{tag_map}, {fixed})",
         }
-        assert list(typed) == list(LLM_REQUEST_COLUMNS), "typed columns must follow LLM_REQUEST_COLUMNS"
+        fingerprints = {c: f"s._{c}" if o.fingerprint_prompts else f"CAST(NULL AS {t})"
+                        for c, t in PROMPT_COLUMNS.items()}
+        typed.update(fingerprints)
+        assert list(typed) == [*LLM_REQUEST_COLUMNS, *PROMPT_COLUMNS], \
+            "typed columns must follow LLM_REQUEST_COLUMNS, then PROMPT_COLUMNS"
         raw = {
             "request_id": ref["request_id"], "ts": ref["startTime"], "endTime": ref["endTime"],
             "request_model": ref["model_group"], "response_model": model,

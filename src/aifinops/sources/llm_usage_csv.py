@@ -19,6 +19,10 @@ Times are ISO text unless ``time_unit`` says seconds or milliseconds (since ``ti
 Unix epoch). Attributes listed by name are kept when the file has them, so a preset can name columns that
 only some exports carry (OpenAI's audio token counts).
 
+Prompt fingerprints (``prompt_hash``, ``prefix_hash``, ``prefix_tokens``: ``model.llm.PROMPT_COLUMNS``) can be
+mapped too, for users who hash prompts upstream (the file never holds the content); the hashes are kept as text,
+``prefix_tokens`` must be a whole number, not negative.
+
 Bad rows are quarantined by ``requests_common.request_checks``: no model (it cannot be priced), a count that
 is not a whole number, negative or absurd (over 100M tokens a request), cache or reasoning tokens above
 their totals, no time or one that is not a time. A malformed CSV line is quarantined with its line.
@@ -35,8 +39,8 @@ import pyarrow as pa
 import yaml
 from pydantic import Field, field_validator
 
-from ..model.checks import sql_str
-from ..model.llm import LLM_REQUEST_COLUMNS, provider_sql
+from ..model.checks import ERROR, Check, sql_str
+from ..model.llm import LLM_REQUEST_COLUMNS, PROMPT_COLUMNS, provider_sql
 from .base import (
     FileRead,
     RequestSource,
@@ -66,6 +70,8 @@ from .workloads_csv import (
 _OWN = ("source", "attributes")
 _NUMBERS = ("duration_ms",)
 _REQUIRED = ("request_id", "ts")
+#: every column a mapping may fill
+_MAPPABLE = {**LLM_REQUEST_COLUMNS, **PROMPT_COLUMNS}
 
 
 @cache
@@ -131,9 +137,9 @@ class LlmUsageSource(RequestSource):
             return getattr(o, name) if name in given or name not in base else base[name]
 
         self.columns: dict[str, str] = {**base.get("columns", {}), **o.columns}
-        unknown = sorted((set(self.columns) - set(LLM_REQUEST_COLUMNS)) | (set(self.columns) & set(_OWN)))
+        unknown = sorted((set(self.columns) - set(_MAPPABLE)) | (set(self.columns) & set(_OWN)))
         if unknown:
-            allowed = ", ".join(c for c in LLM_REQUEST_COLUMNS if c not in _OWN)
+            allowed = ", ".join(c for c in _MAPPABLE if c not in _OWN)
             raise _error(f"columns {', '.join(unknown)} cannot be mapped (mappable: {allowed}; attributes has its "
                          "own option)")
         missing = [c for c in _REQUIRED if c not in self.columns]
@@ -172,9 +178,14 @@ class LlmUsageSource(RequestSource):
         bind_check(file, relation, names, self.numeric,
                    {**self.columns, **{f"attributes.{k}": v for k, v in attributes.items()}})
         raw = {c: f"({e})" for c, e in self.columns.items()}
-        typed = {col: self._typed(col, sql_type, raw.get(col), attributes)
-                 for col, sql_type in LLM_REQUEST_COLUMNS.items()}
+        typed = {col: self._typed(col, sql_type, raw.get(col), attributes) for col, sql_type in _MAPPABLE.items()}
         refs = {c: typed_ref(i) for i, c in enumerate(typed)}
+        if "prefix_tokens" in raw:
+            n, given = refs["prefix_tokens"], raw["prefix_tokens"]
+            checks += [Check("whole-number", "prefix_tokens", ERROR, f"{given} IS NOT NULL AND {n} IS NULL",
+                             f"'prefix_tokens is not a whole number: ' || left(CAST({given} AS VARCHAR), 80)"),
+                       Check("non-negative", "prefix_tokens", ERROR, f"{n} < 0",
+                             f"'prefix_tokens is negative: ' || CAST({n} AS VARCHAR)")]
         return FileRead(file=file, relation_sql=relation, raw=raw, typed=typed, extra_columns={},
                         checks=[*checks, *request_checks(raw, refs)], is_csv=file.format in ("csv", "csv.gz"),
                         stream=stream)
@@ -196,7 +207,7 @@ class LlmUsageSource(RequestSource):
             return "CAST(1 AS BIGINT)" if col == "requests" else f"CAST(NULL AS {sql_type})"
         if col == "ts":
             return time_sql(expr, self.time_unit, self.origin)
-        if col in COUNT_COLUMNS:
+        if col in COUNT_COLUMNS or col == "prefix_tokens":
             return count_sql(expr)
         if col in _NUMBERS:
             return f"TRY_CAST({expr} AS DOUBLE)"

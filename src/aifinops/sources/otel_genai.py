@@ -41,6 +41,15 @@ Prompt and completion content (``gen_ai.input.messages``, ``gen_ai.output.messag
 ``gen_ai.prompt.N.*``, ...) is personal data and not needed for cost: those attributes are dropped
 (``drop_attributes``, glob patterns) and counted in a note; every other attribute, known or not, is kept.
 
+What the prompt was is kept as a fingerprint (``prompt_hash``, ``prefix_hash``, ``prefix_tokens``: see
+``sources/prompt_fingerprint.py``) when the span carries it — instrumentations record content only when asked to
+(``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``): the parts are ``gen_ai.system_instructions``,
+``gen_ai.tool.definitions`` and ``gen_ai.input.messages`` (current conventions), else the messages of an older
+``gen_ai.prompt`` attribute or of OpenLLMetry's ``gen_ai.prompt.N.role`` / ``.content`` attributes (in the order of
+N). The hashes are computed in SQL over the spans before anything reaches the store, and the content is then
+discarded whatever ``drop_attributes`` says of the attributes; ``fingerprint_prompts: false`` leaves the three
+columns NULL. Span events (the older ``gen_ai.*.message`` events) are not read.
+
 Row rules (quarantined with the reason): a malformed span (span or trace id of the wrong length, no start time,
 a bad status code, an attribute without a key or value); no model (neither request nor response model); a token
 count that is not an integer, is negative, or is above ``max_tokens`` in one request; cache reads + writes above
@@ -51,23 +60,26 @@ went back; what the request cost is still known). A file that is not OTLP is rej
 Options (``sources: {otel: {...}}`` in aifinops.yaml, or ``-o team_key=a,b``; a list or comma-separated keys):
 ``team_key`` (default ``team, team.name, team.id``), ``feature_key`` (``feature, feature.name``), ``user_key``
 (``user.id, enduser.id``), ``tenant_key`` (``tenant.id, tenant``), ``skip_operations``, ``drop_attributes``,
-``max_tokens`` (100,000,000).
+``max_tokens`` (100,000,000), ``fingerprint_prompts`` (true).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 from pydantic import Field, field_validator
 
 from ..model.checks import ERROR, WARNING, Check, sql_str
-from ..model.llm import provider_sql
+from ..model.llm import PROMPT_COLUMNS, provider_sql
 from . import otlp
 from .base import ArrowStream, FileRead, RequestSource, Source, SourceError, SourceFile, expand, sources, typed_ref
+from .prompt_fingerprint import fingerprint_relation
 
 #: canonical column -> attribute keys, first found wins
 TEXT_KEYS: dict[str, tuple[str, ...]] = {
@@ -98,11 +110,32 @@ CONTENT_ATTRIBUTES = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai
                       "gen_ai.prompt", "gen_ai.completion", "gen_ai.prompt.[0-9]*", "gen_ai.completion.[0-9]*",
                       "gen_ai.retrieval.documents", "gen_ai.memory.records")
 
+#: the prompt's parts, first found wins (``gen_ai.prompt.N.*`` attributes are assembled into messages)
+PROMPT_KEYS: dict[str, tuple[str, ...]] = {
+    "prompt_system": ("gen_ai.system_instructions",),
+    "prompt_tools": ("gen_ai.tool.definitions",),
+    "prompt_messages": ("gen_ai.input.messages", "gen_ai.prompt"),
+}
+_PROMPT_PART = re.compile(r"gen_ai\.prompt\.([0-9]+)\.(.+)")
+_FINGERPRINTS = ("_prompt_hash", "_prefix_hash", "_prefix_tokens")
+
 _TEXT_COLS = ("line", "span_id", "trace_id", "start", "end", "problem", *TEXT_KEYS, *LABELS,
-              *TOKEN_KEYS, *(f"{c}_key" for c in TOKEN_KEYS))
+              *TOKEN_KEYS, *(f"{c}_key" for c in TOKEN_KEYS), *PROMPT_KEYS)
 _SCHEMA = pa.schema([("_rn", pa.int64()), *((c, pa.string()) for c in _TEXT_COLS), ("status_code", pa.int64()),
                      ("attributes", pa.map_(pa.string(), pa.string()))])
 _INTEGRAL = r"'-?[0-9]+(\.0*)?'"
+
+
+def _legacy_messages(parts: list[tuple[str, str | None]]) -> str:
+    """OpenLLMetry's flattened prompt (``gen_ai.prompt.0.role``, ``gen_ai.prompt.0.content``, ...) as the JSON
+    array of its messages in the order of their index, each message's fields in name order."""
+    messages: dict[int, dict[str, str | None]] = {}
+    for key, value in parts:
+        m = _PROMPT_PART.fullmatch(key)
+        if m:
+            messages.setdefault(int(m.group(1)), {})[m.group(2)] = value
+    return json.dumps([dict(sorted(messages[i].items())) for i in sorted(messages)], separators=(",", ":"),
+                      ensure_ascii=False)
 
 
 def _ref(col: str) -> str:
@@ -137,6 +170,8 @@ class OtelSource(RequestSource):
         drop_attributes: list[str] = Field(default_factory=lambda: list(CONTENT_ATTRIBUTES))
         #: a count above this in one request is not plausible: quarantined
         max_tokens: int = 100_000_000
+        #: keep sha256 fingerprints of the prompt and its reusable prefix when spans carry the content
+        fingerprint_prompts: bool = True
 
         @field_validator("team_key", "feature_key", "user_key", "tenant_key", "skip_operations", "drop_attributes",
                          mode="before")
@@ -156,6 +191,7 @@ class OtelSource(RequestSource):
                 table, skipped, dropped = self._table(otlp.file_spans(file.path, fmt, counts))
         except otlp.OtlpError as exc:
             raise SourceError(f"{file.path}: {exc}") from None
+        table = self._fingerprinted(table)
         notes = []
         if counts.other_spans:
             notes.append(f"{file.path.name}: {counts.other_spans:,} span(s) without gen_ai.* attributes skipped "
@@ -176,6 +212,28 @@ class OtelSource(RequestSource):
 
     # -- spans -> an Arrow table of text columns ---------------------------------------------------
 
+    def _fingerprinted(self, table: pa.Table) -> pa.Table:
+        """The spans with the prompt fingerprints in place of the prompt's parts: hashed in SQL (vectorised, in a
+        scratch connection), so the content never reaches the store. Spans without content need no query."""
+        parts = list(PROMPT_KEYS)
+        has_content = (self.options.fingerprint_prompts  # type: ignore[attr-defined]
+                       and any(table.column(c).null_count < table.num_rows for c in parts))
+        if not has_content:
+            nulls = [pa.nulls(table.num_rows, pa.string()), pa.nulls(table.num_rows, pa.string()),
+                     pa.nulls(table.num_rows, pa.int64())]
+            out = table.drop_columns(parts)
+            for name, arr in zip(_FINGERPRINTS, nulls, strict=True):
+                out = out.append_column(name, arr)
+            return out
+        con = duckdb.connect()
+        try:
+            con.execute("SET enable_progress_bar = false")
+            con.register("_spans", table)
+            inner = fingerprint_relation("_spans", *(f's."{c}"' for c in parts))
+            return con.sql(f"SELECT * EXCLUDE ({', '.join(parts)}) FROM {inner}").to_arrow_table()
+        finally:
+            con.close()
+
     def _table(self, spans: Any) -> tuple[pa.Table, dict[str, int], int]:
         """One row per request span (raw text: every rule runs in SQL), the agent/tool spans skipped by
         operation, and how many spans had content attributes dropped. One tight loop per span: the attributes
@@ -192,6 +250,8 @@ class OtelSource(RequestSource):
         picks = [(cols[c], keys) for c, keys in (*TEXT_KEYS.items(), *labels.items(), *TOKEN_KEYS.items())]
         token_cols = [(cols[f"{c}_key"], keys) for c, keys in TOKEN_KEYS.items()]
         fixed = [cols[c] for c in ("line", "span_id", "trace_id", "start", "end", "problem", "status_code")]
+        prompt = [(cols[c], keys) for c, keys in PROMPT_KEYS.items()]
+        legacy = cols["prompt_messages"]
         map_keys: list[str] = []
         map_values: list[str] = []
         offsets = [0]
@@ -220,17 +280,32 @@ class OtelSource(RequestSource):
                         break
                 else:
                     col.append(None)
+            for col, keys in prompt:  # read, never popped: drop_attributes decides what attributes keep
+                for k in keys:
+                    v = a.get(k)
+                    if v is not None:
+                        col.append(v)
+                        break
+                else:
+                    col.append(None)
             hit = False
+            parts: list[tuple[str, str | None]] | None = None
             for k, v in a.items():
                 d = drop_cache.get(k)
-                if d is None:
-                    d = drop_cache[k] = bool(drop_re.match(k))
-                if d:
+                if d is None:  # 1: dropped, 2: a part of an OpenLLMetry prompt (gen_ai.prompt.N.*)
+                    d = drop_cache[k] = int(bool(drop_re.match(k))) | (2 if _PROMPT_PART.fullmatch(k) else 0)
+                if d & 2:
+                    if parts is None:
+                        parts = []
+                    parts.append((k, v))
+                if d & 1:
                     hit = True
                 elif v is not None:
                     map_keys.append(k)
                     map_values.append(v)
             dropped += hit
+            if parts and legacy[-1] is None:
+                legacy[-1] = _legacy_messages(parts)
             for k, v in (("otel.scope.name", sp.scope[0]), ("otel.scope.version", sp.scope[1] if sp.scope[0] else None),
                          ("otel.status_description", sp.status_message)):
                 if v:
@@ -281,6 +356,7 @@ class OtelSource(RequestSource):
             "error_type": text["error_type"],
             "trace_id": _ref("trace_id"),
             "attributes": _ref("attributes"),
+            **{c: _ref(f"_{c}") for c in PROMPT_COLUMNS},
         }
 
     def _checks(self) -> list[Check]:

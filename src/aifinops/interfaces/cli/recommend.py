@@ -12,7 +12,7 @@ import typer
 
 from ...analysis.windows import parse_window
 from ...store.findings import get, record, set_status, states
-from ...waste import rules
+from ...waste import registry as rules
 from ...waste import run as run_rules
 from ...waste.engine import data_extent
 from .common import check_format, friendly, open_store, state
