@@ -66,12 +66,14 @@ def test_no_cold_start_means_high_confidence(store: Store) -> None:
     assert f.evidence["replayed_up_hours"] == round(56 / 60, 3)
 
 
-def test_an_endpoint_without_requests_is_low_confidence(store: Store) -> None:
-    """No request of the model at all (only another model's): the whole $96 is saved, with low confidence."""
+def test_an_endpoint_without_requests_is_not_judged_unless_asked(store: Store) -> None:
+    """No request of the model at all (only another model's): no telemetry is not no traffic, so it is silent;
+    with count_unseen_traffic the whole $96 is saved, with low confidence."""
     endpoint(store)
     add_requests(store.con, [{"ts": T0 + timedelta(hours=1), "provider": "openai", "request_model": "gpt-4o-mini",
                               "input_tokens": 10, "output_tokens": 1}])
-    [f] = findings(store.con, window(24), RULE).findings
+    assert findings(store.con, window(24), RULE).findings == []
+    [f] = findings(store.con, window(24), RULE, count_unseen_traffic=True).findings
     assert (f.confidence, f.evidence["requests"]) == ("low", 0)
     assert f.monthly_saving == Decimal(96) * MONTH
     assert "no request of llama-3-8b was seen" in f.recommendation

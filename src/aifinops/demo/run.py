@@ -8,15 +8,21 @@
    pods, Slurm jobs, Azure ML jobs (a CSV through a mapping), NVML samples and a dcgm-exporter query;
 5. its LLM features (``llm_usage``) through the request sources: the support copilot's OTel GenAI spans,
    the LiteLLM gateway's spend logs, the hourly usage rollup (a CSV through a mapping), and business outcomes;
-6. the first answers (spend by provider, layer, team; tag coverage; typos; GPU cost and idle GPU cost by
-   team; unit costs by feature, the self-hosted model beside API models, LLM usage against the bill) are
-   printed and written to an HTML summary beside the store.
+6. planted waste (``waste_plants``): one instance of every anti-pattern the waste rules find, with a known
+   size, in a part of the company the story does not touch (Helix AI Labs' own AWS and Google Cloud billing
+   accounts and API accounts, two on-prem DGX servers), through the same sources: its FOCUS bill, inventory,
+   pods, NVML samples, MLflow runs, and LLM requests (OTel spans and LiteLLM spend logs with prompts, the rollup);
+7. the waste rules run over the GPU window (``aifinops recommend``'s default) and their findings are kept in
+   the store, so ``aifinops recommend`` lists them with the same ids;
+8. the first answers (spend by provider, layer, team; tag coverage; typos; GPU cost and idle GPU cost by
+   team; unit costs by feature, the self-hosted model beside API models, LLM usage against the bill; the top
+   waste findings) are printed and written to an HTML summary beside the store.
 """
 
 from __future__ import annotations
 
 import shutil
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,6 +30,7 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .. import waste
 from ..analysis import costs as costs_mod
 from ..analysis import gpu_allocation
 from ..analysis import tags as tags_mod
@@ -37,12 +44,15 @@ from ..config import Settings
 from ..interfaces.cli.output import console, render
 from ..interfaces.report import Section, write_summary
 from ..sources.base import sources
+from ..store import findings as findings_store
 from ..store.connection import Store
 from ..store.ingest import BatchResult, ingest
+from ..waste.engine import data_extent
 from . import bundled_sample
 from .gpu_fleet import AZUREML_MAPPING, write_gpu_fleet
 from .llm_usage import LLM_DAYS, ROLLUP_MAPPING, SELF_HOSTED, write_llm_usage
 from .synthetic import build_scenario, write_bill
+from .waste_plants import write_plants
 
 DEMO_TAG_KEYS = ["team", "project", "env", "model"]
 GPU_WINDOW = "30d"  # the GPU sections' window; the fleet's telemetry covers it (gpu_fleet's default span)
@@ -53,6 +63,8 @@ OUTCOMES = {"support-copilot": "tickets_resolved", "semantic-search": "searches_
 REVENUE = "revenue"
 #: columns of the LLM sections shown in the HTML summary only (terminals are narrow)
 CONSOLE_HIDDEN = ("tokens", "activeUsers", "revenue", "sourceCost", "gpuHours")
+WASTE_WINDOW = GPU_WINDOW  # the waste rules' window: `aifinops recommend`'s default
+TOP_FINDINGS = 10
 
 
 def _month_to_date(full: Path, out: Path) -> Path:
@@ -78,7 +90,7 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
     settings = settings or Settings()
     out.mkdir(parents=True, exist_ok=True)
     db = out / "aifinops.duckdb"
-    for stale in (db, Path(f"{db}.wal"), out / "bill", out / "deliveries", out / "gpu", out / "llm"):
+    for stale in (db, Path(f"{db}.wal"), out / "bill", out / "deliveries", out / "gpu", out / "llm", out / "plants"):
         if stale.is_dir():
             shutil.rmtree(stale)
         elif stale.exists():
@@ -88,6 +100,7 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
     files = write_bill(scenario, out / "bill")
     fleet = write_gpu_fleet(scenario, out / "gpu", telemetry_days=int(GPU_WINDOW[:-1]))
     llm = write_llm_usage(scenario, out / "llm", days=LLM_DAYS)
+    planted = write_plants(scenario, out / "plants")
     latest = max(files, key=lambda p: p.name)  # the newest month of the first provider, by file name
     mtd = _month_to_date(latest, out / "deliveries" / f"{latest.stem}-month-to-date.parquet")
 
@@ -118,8 +131,24 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
             ("5d. business outcomes: tickets resolved, searches with a click, documents summarized, revenue",
              "outcomes", {}, [llm.outcomes]),
         )
-        for step, kind, options, paths in gpu_steps + llm_steps:
-            _say(step, ingest(store, sources.get(kind)(**options), list(paths)))
+        plant_steps = (
+            ("6a. planted waste: Helix AI Labs' own AWS and Google Cloud billing accounts (FOCUS 1.2)", "focus", {},
+             planted.bill),
+            ("6b. planted waste: the Labs' and the Reno colo's GPU nodes (inventory)", "inventory", {},
+             planted.inventory),
+            ("6c. planted waste: their pods (kubectl get pods -A -o json)", "kubernetes", {}, planted.pods),
+            ("6d. planted waste: the DGX servers' NVML agent Parquet", "nvml", {}, planted.nvml),
+            ("6e. planted waste: retraining runs from MLflow (a runs/search answer)", "mlflow", {}, planted.mlflow),
+            ("6f. planted waste: the Labs' GenAI spans, prompts captured (OTLP/JSON lines)", "otel", {}, planted.otel),
+            ("6g. planted waste: the Labs gateway's LiteLLM spend logs, prompts logged", "litellm", {},
+             planted.litellm),
+            ("6h. planted waste: the Labs' OpenAI traffic in the hourly usage rollup", "llm-usage", ROLLUP_MAPPING,
+             planted.usage),
+        )
+        for step, kind, options, paths in gpu_steps + llm_steps + plant_steps:
+            if paths:  # a short history plants nothing
+                _say(step, ingest(store, sources.get(kind)(**options), list(paths)))
+        waste_section, waste_facts = _waste_section(store, settings)
 
         t = store.ibis().table("focus_charges")
         rules = load_rules(settings.layers_file)
@@ -169,6 +198,7 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
             Section("Tag keys and values that look like typos", q(tags_mod.typo_pairs(ai, window))),
             *gpu_sections,
             *llm_sections,
+            waste_section,
             Section("FOCUS sample (real data, Sep 2024): spend by provider and layer",
                     q(costs_mod.cost_by(t.filter(t._batch_id == sample.batch_id), by("ProviderName,layer"),
                                         parse_window("all", None), rules=rules))),
@@ -185,12 +215,18 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
             f"GPU cost ({GPU_WINDOW})": f"${gpu_total:,.0f}",
             "idle GPU share": f"{float(gpu_idle / gpu_total):.0%}" if gpu_total else "n/a",
             **llm_facts,
+            **waste_facts,
             "charges in store": f"{store.con.execute('SELECT count(*) FROM focus_charges').fetchone()[0]:,}",
         }
-    for s in sections[:3] + sections[5:8] + gpu_sections[1:] + llm_sections:
+    for s in [*sections[:3], *sections[5:8], *gpu_sections[1:], *llm_sections, waste_section]:
         console.rule(f"[bold]{s.title}")
-        hidden = CONSOLE_HIDDEN if any(s is x for x in llm_sections) else ()
+        hidden = CONSOLE_HIDDEN if any(s is x for x in llm_sections) else \
+            ("recommendation",) if s is waste_section else ()
         render([{k: v for k, v in r.items() if k not in hidden} for r in s.rows[:15]])
+    for r in waste_section.rows:  # the changes in full: a table column would cut them
+        console.print(f"  {r['id']}  {r['recommendation']}", highlight=False)
+    console.print(f"  achievable saving / month: {waste_facts['achievable saving / month']} (all findings: "
+                  f"aifinops --db {db} recommend)", highlight=False)
     html = write_summary(out / "summary.html", "aifinops demo: an AI company's cloud bill, GPU fleet and LLM features",
                          sections, facts)
     console.rule("[bold]done")
@@ -204,8 +240,32 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
                   f"     aifinops --db {db} unit-costs --self-hosted\n"
                   f"     aifinops --db {db} unit-costs --reconcile\n"
                   f"     aifinops --db {db} prices show gpt-4.1 --provider azure\n"
+                  f"     aifinops --db {db} recommend --window {WASTE_WINDOW}\n"
                   f"     aifinops --db {db} batches")
     return html
+
+
+def _waste_section(store: Store, settings: Settings) -> tuple[Section, dict[str, str]]:
+    """Run the waste rules over the waste window, keep the findings in the store (as ``aifinops recommend``
+    does, so its ids and first-seen times are the demo's), and the top findings by achievable saving."""
+    con = store.con
+    window = parse_window(WASTE_WINDOW, data_extent(con)[1])
+    result = waste.run(con, window, settings, known=findings_store.states(con))
+    findings_store.record(con, [f.record() for f in result.findings], result.ran,
+                          datetime.now(UTC).replace(tzinfo=None))
+    shown = [f for f in result.findings if f.status != "dismissed"]
+    rows = [{"id": f.id, "rule": f.rule, "scope": f.scope, "owner": f.owner,
+             "monthlyWaste": f.monthly_waste.quantize(Decimal("0.01")),
+             "achievableSaving": f.achievable_saving.quantize(Decimal("0.01")), "recommendation": f.recommendation}
+            for f in shown[:TOP_FINDINGS]]
+    section = Section(f"Top waste findings (last {WASTE_WINDOW})", rows, ("scope", "achievableSaving"), note=(
+        f"The {TOP_FINDINGS} largest of {len(shown)} findings of the waste rules over {result.window}, per month: "
+        "monthlyWaste is the spend that buys nothing, achievableSaving what the change saves once overlapping "
+        "findings (the same dollars: an endpoint both always on and on too many GPUs) are reconciled. Besides the "
+        "story's own waste, one instance of every anti-pattern is planted with a known size in Helix AI Labs and "
+        "the Reno colo (aifinops/demo/waste_plants.py). aifinops recommend lists them all; aifinops recommend "
+        "explain <id> shows the evidence and the saving's arithmetic."))
+    return section, {"achievable saving / month": f"${result.total_saving:,.0f}"}
 
 
 def _share(rows: list[dict[str, object]], layer: str, total: object) -> str:
@@ -280,8 +340,10 @@ def _llm_sections(store: Store, window: Window, settings: Settings,
         Section(f"Self-hosted vs API models (last {LLM_WINDOW})", hosted, ("model", "costPer1MTokens"), note=(
             f"{SELF_HOSTED.model} on vLLM: the GPU cost of its serving pods (llm-serve-p4d) over the tokens they "
             "served, at the utilisation they had, per 1M tokens; beside it, USD per 1M of the same tokens at each "
-            "API model's current standard price (llm.compare_with). Serving workloads whose model served no "
-            "request telemetry are left out here (aifinops unit-costs --self-hosted lists them).")),
+            "API model's current standard price (llm.compare_with). qwen2.5-7b-asr-post is the Labs' ASR "
+            "post-processor on an on-prem A100, up all day for one burst of requests (planted waste). Serving "
+            "workloads whose model served no request telemetry are left out here (aifinops unit-costs "
+            "--self-hosted lists them).")),
         Section(f"LLM usage vs the bill, by provider (last {LLM_WINDOW})", recon, ("provider", "ledgerCost"), note=(
             "usageCost: the requests priced by aifinops; ledgerCost: the ledger's ai-services charges of the provider "
             "(EffectiveCost). coverage is not exactly 1 because the two price differently: the demo bill charges "
@@ -289,8 +351,9 @@ def _llm_sections(store: Store, window: Window, settings: Settings,
             "at the catalogs' cache-read rate); the snapshot prices Bedrock's US cross-region profile (the "
             "summarizer) and Azure's text-embedding-3-small 10% above the demo's rates; the nightly Vertex batch "
             "job is priced at the batch tier; unpriced requests add nothing. vllm has usage but no ai-services "
-            "line: the self-hosted model's cost is GPU cost, in the compute-gpu layer. A rollup row (many "
-            "requests) takes the context tier of its average request, as each of its requests would.")),
+            "line: the self-hosted model's cost is GPU cost, in the compute-gpu layer. openai and anthropic are "
+            "Helix AI Labs' own API accounts (the planted waste), invoiced outside the FOCUS feed. A rollup row "
+            "(many requests) takes the context tier of its average request, as each of its requests would.")),
     ]
     copilot = next((f for f in features if f["feature"] == "support-copilot"), None)
     api = [r for r in recon if r["ledgerCost"]]

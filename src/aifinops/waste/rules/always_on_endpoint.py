@@ -20,8 +20,9 @@ the window:
 Reported when the endpoint was up more than ``min_up_share`` of the window and the replay keeps it up less than
 ``max_busy_share``. The evidence counts the requests that would have met a cold start (the sessions' first) and
 those that arrive within the cold start of a session and wait for it; confidence is high when those are at most
-1% of the requests, medium above, low when no request of the model was seen at all (the endpoint idles, or its
-traffic is not ingested).
+1% of the requests, medium above. An endpoint whose model has no request at all in the window is not judged: no
+telemetry does not mean no traffic (an embedder or a ranker is not instrumented as LLM calls). With
+``count_unseen_traffic`` it is, as idle all along (its whole cost saved, low confidence).
 
 Assumptions: the window's traffic is typical; while up, the endpoint costs what it cost per hour in the window
 (the replicas it ran, at the prices it paid); scaling to zero removes its whole cost (GPU nodes freed or
@@ -59,6 +60,8 @@ class AlwaysOnEndpoint(Rule):
         #: share of delayed requests above which confidence is no longer high
         max_cold_start_share: float = Field(0.01, ge=0, le=1)
         min_monthly_saving: Decimal = Field(Decimal(10), ge=0)
+        #: judge endpoints whose model had no request in the window as idle (default: not judged)
+        count_unseen_traffic: bool = False
 
     def find(self, ctx: RuleContext) -> Iterable[Finding]:
         o = self.options
@@ -133,6 +136,8 @@ ORDER BY e.cost DESC""", {"timeout": timeout_us, "cold": cold_us})
         per_hour = cost / (up_us / US / 3600)
         saving = cost - cost * replay_us / up_us
         requests, sessions, delayed = int(r["requests"]), int(r["sessions"]), int(r["delayed"])
+        if not requests and not o.count_unseen_traffic:
+            return None
         delayed_share = delayed / requests if requests else 0.0
         confidence = ("low" if not requests else "medium" if delayed_share > o.max_cold_start_share else "high")
         model = r["model"]
