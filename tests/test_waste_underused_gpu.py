@@ -69,6 +69,21 @@ def test_memory_decides_the_slice(store: Store) -> None:
     assert f.monthly_saving == pytest.approx(D(48) * 4 / 7 * M, abs=D("1e-6"))
 
 
+def test_memory_bound_workloads_keep_their_gpus(store: Store) -> None:
+    """4 H100 at SM 0.10 would need 1 GPU of compute, but 70,000 of 81,920 MiB are in use on each: 4 x 0.854 =
+    3.42 -> 4 GPUs, so there is nothing to give back. A T4 at SM 0.05 with 9,000 of 15,360 MiB in use: time-slicing
+    is bounded by memory to floor(1 / 0.586) = 1 workload, so it is silent too."""
+    add_node(store.con, "n1", 8, "8")
+    add_workload(store.con, "llm", "n1", 4, T0, None)
+    for i in range(4):
+        add_activity(store.con, "n1", i, T0, 48, 0.10, pod="llm", every_s=600, fb_used_mib=70000)
+    add_node(store.con, "n2", 1, "0.5", gpu_model="Tesla T4", node_pool="t4")
+    add_workload(store.con, "t4", "n2", 1, T0, None)
+    add_activity(store.con, "n2", 0, T0, 48, 0.05, pod="t4", every_s=600, gpu_model="Tesla T4", fb_used_mib=9000,
+                 fb_total_mib=15360)
+    assert findings(store.con, W, "underused-gpu").findings == []
+
+
 def test_thresholds_are_options(fleet: Store) -> None:
     scopes = {f.scope for f in findings(fleet.con, W, "underused-gpu", max_activity=0.15).findings}
     assert scopes == {"default/w1", "default/w3"}

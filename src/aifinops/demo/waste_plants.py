@@ -108,8 +108,6 @@ class Story:
 
 
 STORY: tuple[Story, ...] = (
-    Story("underused-gpu", r"llm-serving/llama-70b-ft-vllm",
-          "the self-hosted llama's replicas hold 4 A100s each at a diurnal, mostly low activity"),
     Story("underused-gpu",
           r"(search/embed-small-triton|ranking/ranker-v7-serving|doc-summarizer(-staging)?/summarizer-8b)",
           "inference endpoints always on at low, diurnal and bursty activity"),
@@ -281,6 +279,9 @@ class Pod:
     exit_code: int = 0
     reason: str | None = None
     sm: Callable[[np.ndarray], np.ndarray] | None = None  # None: no telemetry (the node has no agent)
+    #: share of each held GPU's memory in use (the model and its caches). 60%: more than a MIG slice smaller than
+    #: the GPU holds, so underused-gpu finds no MIG profile for a 1-GPU pod
+    memory: float = 0.6
 
 
 def _const(x: float) -> Callable[[np.ndarray], np.ndarray]:
@@ -349,7 +350,7 @@ def _pods(sc: Scenario) -> list[Pod]:
         pods.append(Pod(f"{rs}-{_hash(rs, k)[:5]}", "media", DGX[0], tuple(range(4 * k, 4 * k + 4)), start, None,
                         {"team": "genai-apps", "app": "whisper-asr", "pod-template-hash": rs.rsplit("-", 1)[1]},
                         "ReplicaSet", rs, "ghcr.io/helix-ai/whisper-asr:1.4.0", "asr", phase="Running",
-                        sm=_const(WHISPER_ACTIVITY)))
+                        sm=_const(WHISPER_ACTIVITY), memory=0.2))
     pods.append(Pod("asr-explore-0", "kubeflow-user-sjeon", DGX[1], (0,), start, None,  # the Kubeflow notebook
                     {"team": "research", "app": "asr-explore", "notebook-name": "asr-explore",
                      "statefulset": "asr-explore"}, "StatefulSet", "asr-explore",
@@ -534,7 +535,8 @@ def plants(sc: Scenario) -> list[Plant]:
                      old_gb * BUCKET_PRICE / month_days * MONTH_HOURS / 24, 0.01,
                      "the Labs ASR checkpoint bucket gains 400 GB a day and has no lifecycle rule"))
     # underused-gpu: whisper-asr holds 2 x 4 A100s (all of reno-dgx-01, $16/h) at 10% activity: 4 x 0.1 / 0.7 of
-    # a GPU's work per replica -> 1 GPU each. Saving = $16 x 720 h x (1 - 1/4) x 730.5 / 720.
+    # a GPU's work per replica, and 4 x 20% of a GPU's memory -> 1 GPU each.
+    # Saving = $16 x 720 h x (1 - 1/4) x 730.5 / 720.
     out.append(Plant("underused-gpu", "media/whisper-asr", ON_PREM * h * Decimal("0.75") * MONTH, 0.01,
                      "the ASR service got 4 A100s per replica for a launch whose traffic never came"))
     # idle-dev-environment: the Kubeflow notebook asr-explore holds 1 A100 ($2/GPU-h) all day and is used
@@ -742,9 +744,9 @@ def _nvml_file(sc: Scenario, node: Node, pods: list[Pod], out: Path) -> Path:
         return pa.DictionaryArray.from_arrays(pa.array(idx, pa.int32(), mask=idx < 0),
                                               pa.array(values, pa.string())).cast(pa.string())
 
-    # a held GPU's memory is 60% used (the models and their caches): more than a MIG slice smaller than the GPU
-    # holds, so underused-gpu finds no MIG profile for the 1-GPU endpoint
-    used = np.where(held >= 0, np.round(0.6 * mib), 0.0)
+    # each held GPU's memory as its pod uses it (Pod.memory)
+    shares = np.array([p.memory for p in pods] + [0.0])
+    used = np.where(held >= 0, np.round(shares[held] * mib), 0.0)
     power = np.round(idle_w + (tdp - idle_w) * sm, 2)
     cols = {
         "ts": pa.array(np.repeat(ts, g).astype("datetime64[us]")),

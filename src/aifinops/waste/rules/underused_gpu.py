@@ -5,12 +5,14 @@ over the GPU-hours with telemetry: activity = used / held GPU-hours (SM_ACTIVE f
 measures it). A group holding at least ``min_gpu_hours`` of whole GPUs at activity below ``max_activity``
 is reported with the cheapest change that still fits its work at ``target_activity``:
 
-- more than one GPU per workload: fewer GPUs, ``ceil(gpus x activity / target_activity)``;
+- more than one GPU per workload: fewer GPUs, ``ceil(gpus x activity / target_activity)``, but never fewer than
+  its memory needs: ``ceil(gpus x peak framebuffer / GPU memory)`` (a model sharded over 4 GPUs because its
+  weights fill them is memory-bound, however idle its SMs);
 - one GPU of a MIG-capable model (A100, H100, H200, B200, A30): the smallest MIG profile (1g, 2g, 3g, 4g of
   7 slices; A30: 1g, 2g of 4) whose compute share holds ``activity / target_activity`` and whose memory holds
   the peak framebuffer use seen (MIG memory slices are 1/8 of the GPU's memory);
 - any other GPU: time-slicing, sharing it between ``floor(target_activity / activity)`` workloads (at most
-  ``max_replicas``).
+  ``max_replicas``, and at most as many as fit its memory at the peak framebuffer seen).
 
 Saving = the group's GPU cost x (1 - new GPU share / current share). Confidence is high when telemetry covers
 at least 90% of the held hours and activity is under half the threshold, low under 50% coverage.
@@ -90,8 +92,9 @@ FROM g WHERE g.activity < $max AND g.seen_hours >= $min_hours ORDER BY g.gpu_cos
         gpus, act = float(r["gpus"]), float(r["activity"] or 0)
         need = act / o.target_activity  # GPUs' worth of compute the work needs
         slices = _mig_slices(r["gpu_model"])
+        mem_share = float(r["peak_mib"]) / float(r["total_mib"]) if r["peak_mib"] and r["total_mib"] else None
         if gpus > 1:
-            new = max(math.ceil(gpus * need - 1e-9), 1)
+            new = max(math.ceil(gpus * need - 1e-9), math.ceil(gpus * (mem_share or 0) - 1e-9), 1)
             if new >= gpus:
                 return None
             share, change = float(new), f"Request {new} GPU(s) instead of {gpus:g}"
@@ -108,7 +111,8 @@ FROM g WHERE g.activity < $max AND g.seen_hours >= $min_hours ORDER BY g.gpu_cos
             name = f"{profile}g.{round(mem_gb)}gb" if mem_gb else f"{profile}g"
             change = f"Use a MIG {name} slice ({profile}/{slices} of the GPU) instead of a whole {r['gpu_model']}"
         else:
-            k = min(math.floor(o.target_activity / max(act, 1e-9)), o.max_replicas)
+            k = min(math.floor(o.target_activity / max(act, 1e-9)), o.max_replicas,
+                    math.floor(1 / mem_share + 1e-9) if mem_share else o.max_replicas)
             if k < 2:
                 return None
             share, change = 1 / k, f"Time-slice the GPU between {k} workloads (each holds 1/{k})"
