@@ -30,6 +30,7 @@ from pydantic import Field
 
 from ...analysis.llm_costs import part_cost_sql, token_parts
 from ...analysis.llm_prices import match_sql
+from ...model.checks import sql_str
 from ..engine import MONEY, Finding, Rule, RuleContext, rules
 
 #: how each provider's batch interface is called, for the recommendation
@@ -74,8 +75,10 @@ class BatchOnRealtime(Rule):
         req = ctx.requests()
         words = "|".join(re.escape(p.strip().lower()) for p in o.patterns if p.strip())
         words_re = f"(^|[^a-z0-9])({words})" if words else "a^"  # no pattern: a regex that matches nothing
-        named = " OR ".join(f"regexp_matches(lower(coalesce({c}, '')), $words)" for c in ("feature", "service",
-                                                                                             "api_key"))
+        # the pattern is a literal, not a parameter: DuckDB compiles a constant regex once, a parameter per row
+        lit = sql_str(words_re)
+        named = " OR ".join(f"regexp_matches(lower(coalesce({c}, '')), {lit})" for c in ("feature", "service",
+                                                                                            "api_key"))
         burst_us = int(o.burst_hours * 3600 * 1_000_000)
         parts = token_parts("b")
         batch_cost = " + ".join(f"coalesce({part_cost_sql(expr, name, 'p')}, 0)" for name, expr in parts.items())
@@ -104,7 +107,7 @@ SELECT b.*, coalesce(s.busy_days, 0) AS busy_days, coalesce(s.burst_days, 0) AS 
        coalesce(s.busy_days >= $min_days AND s.burst_days >= $day_share * s.busy_days, false) AS by_shape
 FROM base b LEFT JOIN shape s USING (pool)
 WHERE b.by_name OR coalesce(s.busy_days >= $min_days AND s.burst_days >= $day_share * s.busy_days, false)""",
-                        {"words": words_re, "min_day": o.min_day_requests, "share": o.burst_share,
+                        {"min_day": o.min_day_requests, "share": o.burst_share,
                          "min_days": o.min_days, "day_share": o.burst_day_share})
         same = " AND ".join(f"p.{c} IS NOT DISTINCT FROM b.{c}" for c in ("provider", "hour", "bucket"))
         rows = ctx.rows(f"""
@@ -124,18 +127,18 @@ SELECT pool, any_value(provider) AS provider, any_value(priced_model) AS model, 
        max(busy_days) AS busy_days, max(burst_days) AS burst_days,
        sum(n) FILTER (WHERE NOT coalesce(has_batch, false)) AS assumed_requests,
        sum(cost) FILTER (WHERE NOT coalesce(has_batch, false)) AS assumed_cost,
-       list(DISTINCT feature) FILTER (WHERE by_name AND regexp_matches(lower(coalesce(feature, '')), $words))
+       list(DISTINCT feature) FILTER (WHERE by_name AND regexp_matches(lower(coalesce(feature, '')), {lit}))
          AS named_features,
-       list(DISTINCT service) FILTER (WHERE by_name AND regexp_matches(lower(coalesce(service, '')), $words))
+       list(DISTINCT service) FILTER (WHERE by_name AND regexp_matches(lower(coalesce(service, '')), {lit}))
          AS named_services,
-       list(DISTINCT api_key) FILTER (WHERE by_name AND regexp_matches(lower(coalesce(api_key, '')), $words))
+       list(DISTINCT api_key) FILTER (WHERE by_name AND regexp_matches(lower(coalesce(api_key, '')), {lit}))
          AS named_keys,
        any_value(batch_model) FILTER (WHERE has_batch) AS batch_model,
        any_value(batch_input) FILTER (WHERE has_batch) AS batch_input,
        any_value(batch_output) FILTER (WHERE has_batch) AS batch_output,
        (SELECT cost FROM pools q WHERE q.pool = priced.pool) AS pool_cost
 FROM priced GROUP BY pool ORDER BY sum(cost) - sum(batch_cost) DESC""",
-                        {"discount": o.default_discount, "words": words_re})
+                        {"discount": o.default_discount})
         for r in rows:
             finding = self._finding(ctx, r)
             if finding.monthly_saving >= o.min_monthly_saving:

@@ -75,18 +75,24 @@ class OversizedModel(Rule):
     def find(self, ctx: RuleContext) -> Iterable[Finding]:
         o = self.options
         req = ctx.requests()
-        key = base_key_sql("b.priced_model")
+        key = "m.model_key"
         frontier = " OR ".join(f"{key} GLOB {sql_str(p.lower())}" for p in o.frontier) or "false"
         target = ("CASE " + " ".join(f"WHEN {key} GLOB {sql_str(p.lower())} THEN {sql_str(t)}"
                                      for p, t in o.targets.items()) + " END") if o.targets else "NULL::VARCHAR"
         n = "greatest(coalesce(b.requests, 1), 1)"
+        # the model key, frontier test and target once per model, not per request (the key is a chain of regexes)
+        ctx.con.execute(f"""
+CREATE OR REPLACE TEMP TABLE _om_models AS
+SELECT m.priced_model, {frontier} AS frontier, {target} AS target
+FROM (SELECT priced_model, {base_key_sql("priced_model")} AS model_key
+      FROM (SELECT DISTINCT priced_model FROM {req})) m""")
         ctx.con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _om_base AS
-SELECT b.*, {_pool('b')} AS pool, {n} AS n, {target} AS target,
+SELECT b.*, {_pool('b')} AS pool, {n} AS n, m.target,
        coalesce(b.input_tokens, 0) <= $max_in * {n} AND coalesce(b.output_tokens, 0) <= $max_out * {n} AS short
-FROM {req} b
+FROM {req} b JOIN _om_models m ON m.priced_model IS NOT DISTINCT FROM b.priced_model
 WHERE b.price_catalog IS NOT NULL AND NOT coalesce(b.self_hosted, false) AND coalesce(b.status, 'ok') <> 'cached'
-  AND (({frontier}) OR b.input_per_mtok >= $min_price)""",
+  AND (m.frontier OR b.input_per_mtok >= $min_price)""",
                         {"max_in": o.max_input_tokens, "max_out": o.max_output_tokens,
                          "min_price": o.min_input_price_per_mtok})
         keys = ("SELECT DISTINCT provider, target AS model, tier, hour AS ts, bucket + 1 AS input_tokens, hour, bucket "
