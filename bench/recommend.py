@@ -4,7 +4,8 @@ ten times bigger.
 The demo store is built by ``aifinops demo`` (its bill, GPU fleet, LLM traffic and run metrics; cached in
 ``bench/out/recommend/demo``). The bigger store is the demo's copied ``--scale`` times (default 10) inside one
 store: every GPU node, workload, sample, LLM request, run metric and ledger row again under suffixed ids
-(``~2``, ``~3``, ...: node, GPU, pod, workload and run ids, ResourceId, request ids), so each copy is a fleet of
+(``~2``, ``~3``, ...: node, GPU, pod, workload and run ids, run fingerprints, ResourceId, request ids and prompt
+fingerprints), so each copy is a fleet of
 its own with the same waste, and every rule has ten times the rows to scan. Each rule's savings in the scaled
 store must be ``scale`` times the demo's (within 1%: a copy is the same waste again).
 
@@ -36,11 +37,13 @@ IDS = {
     "gpu_nodes": ("node", "resource_id", "node_pool"),
     "workloads": ("workload_id", "name", "node", "owner_name"),
     "gpu_samples": ("node", "gpu", "pod"),
-    "llm_requests": ("request_id", "feature", "conversation_id"),
+    "llm_requests": ("request_id", "feature", "conversation_id", "prompt_hash", "prefix_hash"),
     "run_metrics": ("run_id", "workload_run", "model"),
     "outcomes": ("feature",),
 }
-LABELS = ("run", "model", "pod-template-hash")  # workload labels that name a run, a model, a Deployment's hash
+#: workload labels that name a run, a model, a Deployment's hash, or a run's configuration and data (a copy's runs
+#: are not repeats of another copy's)
+LABELS = ("run", "model", "pod-template-hash", "config-hash", "data-hash")
 WINDOW = "30d"
 
 
