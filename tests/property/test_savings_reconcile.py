@@ -63,3 +63,17 @@ def test_a_commitment_comes_before_the_workloads_on_its_node_pool() -> None:
     reconcile([commit, spot, other], {"run:b": "node_pool:p", "endpoint:a": "node_pool:q"})
     assert (commit.achievable_saving, spot.achievable_saving, other.achievable_saving) == (
         Decimal(3000), Decimal(140), Decimal(100))
+
+
+def test_a_run_not_run_saves_everything_once() -> None:
+    """Skipping a retraining cycle without gain (run:c, $400) saves all of it; a failed attempt of the same run
+    without checkpoints ($150) then saves nothing more, unless the retraining finding is dismissed."""
+    skip = _finding("retraining:m", Decimal(400), 9, "open")
+    skip.pool_cost, skip.covers = Decimal(900), ["run:c"]
+    failed = _finding("run:c", Decimal(150), 10, "open")
+    failed.pool_cost = Decimal(400)
+    reconcile([skip, failed])
+    assert (skip.achievable_saving, failed.achievable_saving) == (Decimal(400), Decimal(0))
+    skip.status = "dismissed"
+    reconcile([skip, failed])
+    assert (skip.achievable_saving, failed.achievable_saving) == (Decimal(0), Decimal(150))

@@ -90,6 +90,8 @@ class Finding:
     confidence: str = "medium"
     pool: str | None = None
     pool_cost: Decimal | None = None
+    #: pools whose whole cost this finding's change removes (skipping a run): findings on them save nothing more
+    covers: list[str] = field(default_factory=list)
     achievable_saving: Decimal = ZERO
     window: Window | None = None
     # from the store: a finding seen before keeps these
@@ -119,7 +121,8 @@ class Finding:
             "achievable_saving": self.achievable_saving, "confidence": self.confidence,
             "recommendation": self.recommendation,
             "detail": {"evidence": self.evidence, "assumptions": self.assumptions,
-                       "saving_formula": self.saving_formula, "pool": self.pool, "pool_cost": self.pool_cost}}
+                       "saving_formula": self.saving_formula, "pool": self.pool, "pool_cost": self.pool_cost,
+                       "covers": self.covers}}
 
 
 def finding_id(rule: str, scope_kind: str, scope: str) -> str:
@@ -379,7 +382,9 @@ def reconcile(findings: list[Finding], parents: dict[str, str] | None = None) ->
     Second, ``parents`` maps a workload pool to the node pool its GPUs are on (``node_pool:<pool>``): a change to
     a whole node pool (a commitment) applies first, and the workload findings under it save only on what is
     left of the node pool's cost, ``achievable x (1 - node pool's own achievable / its cost)``: a run moved to
-    spot after its GPUs were covered by a savings plan saves on the discounted price, not the list price."""
+    spot after its GPUs were covered by a savings plan saves on the discounted price, not the list price.
+    A finding that ``covers`` pools removes their whole cost (a retraining cycle not run): findings on those pools
+    achieve nothing more."""
     by_pool: dict[str, list[Finding]] = {}
     for f in findings:
         if f.status == "dismissed":
@@ -404,6 +409,11 @@ def reconcile(findings: list[Finding], parents: dict[str, str] | None = None) ->
         left = max(base - sum((f.achievable_saving for f in own), ZERO), ZERO) / base
         for f in by_pool[pool]:
             f.achievable_saving = (f.achievable_saving * left).quantize(Decimal("1e-12"))
+    covered = {p: f for f in findings if f.status != "dismissed" and f.achievable_saving > 0 for p in f.covers}
+    for f in findings:
+        coverer = covered.get(f.pool or "")
+        if coverer is not None and coverer is not f:
+            f.achievable_saving = ZERO
     return findings
 
 

@@ -19,7 +19,9 @@ are still reported, with their cost unknown and counted as $0.
 Not cycles: runs that failed, were killed or still run; runs without a time; nested runs
 (``tags.mlflow.parentRunId``: the trials of a hyper-parameter search inside one parent run), unless
 ``skip_nested`` is off. One finding per model; its pool is ``retraining:<model>`` (the cost of its cycles in
-the window), since one finding covers several runs (each run's own pool is ``run:<workload_run>``).
+the window), since one finding covers several runs (each run's own pool is ``run:<workload_run>``); it names
+the runs of its cycles without gain in ``covers``, so a saving another rule finds on one of them (a failed
+attempt without checkpoints) is not counted again: skipping the cycle saves all of it.
 """
 
 from __future__ import annotations
@@ -208,4 +210,6 @@ FROM judged ORDER BY model, started, source, run_id""", {"m": o.min_improvement}
             saving_formula=f"cycles without gain: {terms} = ${waste:,.2f} in the window, x {ctx.month_factor:.4f} "
                            "to a month",
             confidence="low" if unknown else "high" if len(wasted) >= 2 else "medium",
-            pool=f"retraining:{model}", pool_cost=ctx.monthly(cost))
+            pool=f"retraining:{model}", pool_cost=ctx.monthly(cost),
+            # skipping a cycle saves all of its run's dollars: other findings on those runs save nothing more
+            covers=[f"run:{c['workload_run']}" for c in wasted if c["workload_run"] and c["cost"] is not None])
