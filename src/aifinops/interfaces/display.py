@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 MONEY_HINTS = ("cost", "billed", "effective", "spend", "amount", "saving", "waste")
-RATIO_HINTS = ("share", "efficiency", "activity", "below")  # ratios in [0, 1], shown as percentages
+RATIO_HINTS = ("share", "efficiency", "activity", "below", "percent")  # ratios in [0, 1], shown as percentages
 
 
 def cell(name: str, v: Any) -> str:

@@ -23,6 +23,7 @@ from ...sources.base import SourceError, sources
 from ...store.export import export_focus
 from ...store.ingest import IngestError, ingest
 from .agent import register as _register_agent
+from .anomalies import register as _register_anomalies
 from .collect import register as _register_collect
 from .collect_mlflow import register as _register_collect_mlflow
 from .common import RichProgress, check_format, friendly, open_store, print_batch, state
@@ -61,6 +62,7 @@ _register_prices(app)
 _register_receive(app)
 _register_units(app)
 _register_recommend(app)
+_register_anomalies(app)
 
 
 @app.command()
