@@ -37,18 +37,13 @@ number; a record that is not a JSON object; a malformed CSV line.
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar
 
-import yaml
-from pydantic import Field, field_validator
-
-from ..model.checks import ERROR, Check, sql_ident, sql_str
+from ..model.checks import ERROR, Check, sql_str
 from ..model.llm import OUTCOME_COLUMNS
-from .base import FileRead, Source, SourceError, SourceFile, csv_stream, expand, sources, typed_ref
-from .json_rows import json_relation, read_json_rows, record_check, table_format
-from .workloads_csv import bind_check, csv_header, map_sql, parquet_names, parse_origin, relation_sql, shown, time_sql
+from .base import FileRead, SourceFile, sources, typed_ref
+from .mapped_rows import MappedRowsSource, mapping_options
+from .workloads_csv import shown, time_sql
 
 #: canonical column -> file column names that give it, first found wins
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -67,7 +62,7 @@ KEY = ("ts", "metric", "feature", "model", "team", "tenant", "user_id")
 
 
 @sources.register("outcomes")
-class OutcomesSource(Source):
+class OutcomesSource(MappedRowsSource):
     """Business outcomes (time, metric, value per feature/model/team) from CSV, Parquet or JSON.
 
     Example: ``aifinops ingest outcomes tickets_resolved.csv``
@@ -77,71 +72,20 @@ class OutcomesSource(Source):
     unique_key: ClassVar[tuple[str, ...]] = KEY
     unique_range: ClassVar[str | None] = "ts"
 
-    class Options(Source.Options):
-        #: canonical column -> SQL expression over the file's columns, over the name matching
-        columns: dict[str, str] = Field(default_factory=dict)
-        time_unit: Literal["iso", "s", "ms"] = "iso"
-        #: when numeric times count from; default the Unix epoch
-        time_origin: str | None = None
-        delimiter: str = ","
-
-        @field_validator("columns", mode="before")
-        @classmethod
-        def _from_text(cls, value: Any) -> Any:
-            """``--option columns={metric: "'conversions'"}`` arrives as text (YAML)."""
-            if isinstance(value, str):
-                try:
-                    return yaml.safe_load(value)
-                except yaml.YAMLError as exc:
-                    raise ValueError(f"not a YAML/JSON mapping: {exc}") from None
-            return value
-
-        @field_validator("columns")
-        @classmethod
-        def _known(cls, value: dict[str, str]) -> dict[str, str]:
-            bad = sorted(set(value) - set(ALIASES))
-            if bad:
-                raise ValueError(f"{', '.join(bad)} cannot be mapped (mappable: {', '.join(ALIASES)})")
-            return value
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self.origin = parse_origin(self.options.time_origin or "1970-01-01T00:00:00Z")
-
-    def files(self, paths: list[str | Path]) -> list[SourceFile]:
-        return expand(paths, classify=table_format, what=".csv, .csv.gz, .parquet, .json or .jsonl")
+    Options = mapping_options(ALIASES)
+    aliases: ClassVar[dict[str, tuple[str, ...]]] = ALIASES
+    required: ClassVar[tuple[str, ...]] = REQUIRED
+    noun: ClassVar[str] = "an outcomes file"
+    json_what: ClassVar[str] = "a JSON export of outcome rows"
 
     def read(self, file: SourceFile) -> FileRead:
-        delimiter, checks, stream, empty = self.options.delimiter, [], None, False
-        if file.format == "json":
-            rows = read_json_rows(file, "a JSON export of outcome rows")
-            names, relation, checks, empty = rows.keys, json_relation(rows, rows.keys), [record_check()], rows.empty
-        elif file.format == "parquet":
-            names, relation = parquet_names(file), relation_sql(file, [], delimiter, set())
-        else:
-            names = csv_header(file, delimiter)
-            relation, stream = relation_sql(file, names, delimiter, set()), csv_stream(file, names, delimiter)
-        by_lower = {n.lower(): n for n in names}
-        found = {c: next((by_lower[a] for a in alts if a in by_lower), None) for c, alts in ALIASES.items()}
-        exprs = {c: sql_ident(n) for c, n in found.items() if n} | dict(self.options.columns)
-        missing = [c for c in REQUIRED if c not in exprs]
-        if missing and not empty:
-            shown_names = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
-            raise SourceError(f"{file.path}: not an outcomes file: no {' / '.join(ALIASES[missing[0]])} column for "
-                              f"{missing[0]}{' (and ' + ', '.join(missing[1:]) + ')' if missing[1:] else ''} "
-                              f"(columns: {shown_names or 'none'}); map it with --option columns={{{missing[0]}: ...}}")
-        # columns read into a canonical one (by name or named in a mapping expression) are not attributes
-        used = {n for c, n in found.items() if n and c not in self.options.columns}
-        used |= {n for n in names for e in self.options.columns.values()
-                 if re.search(rf"(?<![\w.]){re.escape(n)}(?!\w)", e, re.IGNORECASE)}
-        others = [n for n in names if n not in used]
-        bind_check(file, relation, names, set(), exprs)
-        raw = {c: f"nullif(trim(CAST(({e}) AS VARCHAR)), '')" for c, e in exprs.items()}
+        m = self.map_columns(file)
+        raw = m.raw
         typed: dict[str, str] = {}
         for col, sql_type in OUTCOME_COLUMNS.items():
             expr = raw.get(col)
             if col == "attributes":
-                typed[col] = self._attributes(others, names)
+                typed[col] = self.attributes(m.others)
             elif expr is None:
                 typed[col] = f"CAST(NULL AS {sql_type})"
             elif col == "ts":
@@ -151,21 +95,9 @@ class OutcomesSource(Source):
             else:
                 typed[col] = expr
         refs = {c: typed_ref(i) for i, c in enumerate(typed)}
-        return FileRead(file=file, relation_sql=relation, raw=raw, typed=typed, extra_columns={},
-                        checks=[*checks, *outcome_checks(raw, refs)], is_csv=file.format in ("csv", "csv.gz"),
-                        stream=stream)
-
-    @staticmethod
-    def _attributes(others: list[str], names: list[str]) -> str:
-        """Every column not read into a canonical one, as text; an ``attributes`` column holding a JSON
-        object contributes its keys instead (its own keys first, a column of the same name wins)."""
-        entries = {n: f"s.{sql_ident(n)}" for n in others if n.lower() != "attributes"}
-        columns = map_sql(entries) if entries else "CAST(MAP {} AS MAP(VARCHAR, VARCHAR))"
-        nested = next((n for n in others if n.lower() == "attributes"), None)
-        if nested is None:
-            return columns
-        obj = f"TRY(CAST(CAST(s.{sql_ident(nested)} AS JSON) AS MAP(VARCHAR, VARCHAR)))"
-        return f"map_concat(coalesce({obj}, CAST(MAP {{}} AS MAP(VARCHAR, VARCHAR))), {columns})"
+        return FileRead(file=file, relation_sql=m.relation, raw=raw, typed=typed, extra_columns={},
+                        checks=[*m.checks, *outcome_checks(raw, refs)], is_csv=file.format in ("csv", "csv.gz"),
+                        stream=m.stream)
 
 
 def outcome_checks(raw: dict[str, str], typed: dict[str, str]) -> list[Check]:
