@@ -328,12 +328,27 @@ FROM per p JOIN w ON w.workload_id = p.workload_id"""
                                 "GROUP BY model ORDER BY model").fetchall()
         return [SelfHosted(m, Decimal(c or 0), float(h or 0), n) for m, c, h, n in rows]
 
+    def llm_pools(self) -> str:
+        """Temp table: (pool, cost, requests) of the priced requests' pools (``llm_pool_sql``), for
+        ``Finding.pool_cost``."""
+        req = self.requests()
+        return self._build("_waste_llm_pools", f"SELECT {llm_pool_sql()} AS pool, sum(cost) AS cost, "
+                           f"sum(coalesce(requests, 1)) AS requests FROM {req} GROUP BY 1")
+
     def requests(self) -> str:
         """Temp table: every LLM request of the window with its cost (``llm_costs.costed_sql``)."""
         if "_waste_requests" not in self._built:
             served = self.served() if self.count("workloads") and self.count("gpu_nodes") else []
             self._build("_waste_requests", costed_sql(self.con, self.settings.llm, served))
         return "_waste_requests"
+
+
+def llm_pool_sql(alias: str = "") -> str:
+    """SQL: the pool of a priced request (``llm:<provider>/<model>/<feature>``): the dollars every LLM rule's
+    saving on that traffic comes out of."""
+    p = f"{alias}." if alias else ""
+    return (f"'llm:' || coalesce({p}provider, '') || '/' || coalesce({p}priced_model, '') || '/' || "
+            f"coalesce({p}feature, '')")
 
 
 def data_extent(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, datetime | None]:

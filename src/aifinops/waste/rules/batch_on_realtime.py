@@ -31,7 +31,7 @@ from pydantic import Field
 from ...analysis.llm_costs import part_cost_sql, token_parts
 from ...analysis.llm_prices import match_sql
 from ...model.checks import sql_str
-from ..engine import MONEY, Finding, Rule, RuleContext, rules
+from ..engine import MONEY, Finding, Rule, RuleContext, llm_pool_sql, rules
 
 #: how each provider's batch interface is called, for the recommendation
 BATCH_API = {"openai": "the OpenAI Batch API (/v1/batches, 24 h completion window)",
@@ -39,12 +39,6 @@ BATCH_API = {"openai": "the OpenAI Batch API (/v1/batches, 24 h completion windo
              "anthropic": "Anthropic's Message Batches API", "aws.bedrock": "Bedrock batch inference",
              "gcp.vertex_ai": "Vertex AI batch prediction", "gcp.gemini": "the Gemini Batch API"}
 LOWER = {"high": "medium", "medium": "low", "low": "low"}
-
-
-def _pool(alias: str = "") -> str:
-    p = f"{alias}." if alias else ""
-    return (f"'llm:' || coalesce({p}provider, '') || '/' || coalesce({p}priced_model, '') || '/' || "
-            f"coalesce({p}feature, '')")
 
 
 @rules.register("batch-on-realtime")
@@ -87,7 +81,7 @@ class BatchOnRealtime(Rule):
         ctx.con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _bor_eligible AS
 WITH base AS (
-  SELECT *, {_pool()} AS pool, greatest(coalesce(requests, 1), 1) AS n, ({named}) AS by_name
+  SELECT *, {llm_pool_sql()} AS pool, greatest(coalesce(requests, 1), 1) AS n, ({named}) AS by_name
   FROM {req}
   WHERE price_catalog IS NOT NULL AND NOT coalesce(self_hosted, false) AND coalesce(status, 'ok') <> 'cached'
     AND coalesce(lower(tier), 'standard') IN ('standard', 'default', 'auto')
@@ -119,7 +113,7 @@ priced AS (
                    ELSE b.cost * (1 - $discount) END AS {MONEY}) AS batch_cost
   FROM _bor_eligible b LEFT JOIN batch_prices p ON p.model IS NOT DISTINCT FROM b.priced_model AND {same}
 ), pools AS (
-  SELECT {_pool()} AS pool, sum(cost) AS cost FROM {req} GROUP BY 1
+  SELECT pool, cost FROM {ctx.llm_pools()}
 )
 SELECT pool, any_value(provider) AS provider, any_value(priced_model) AS model, any_value(feature) AS feature,
        mode(team) AS team, sum(n) AS requests, sum(cost) AS cost, sum(batch_cost) AS batch_cost,

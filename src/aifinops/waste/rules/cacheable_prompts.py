@@ -39,7 +39,7 @@ from decimal import Decimal
 
 from pydantic import Field
 
-from ..engine import MONEY, Finding, Rule, RuleContext, rules
+from ..engine import MONEY, Finding, Rule, RuleContext, llm_pool_sql, rules
 
 #: how to turn prompt caching on, by provider
 PROMPT_CACHING = {
@@ -51,12 +51,6 @@ PROMPT_CACHING = {
               "automatically)",
     "azure.ai.openai": "keep it first and byte-identical (Azure OpenAI caches 1,024+ token prefixes automatically)",
 }
-
-
-def _pool(alias: str = "") -> str:
-    p = f"{alias}." if alias else ""
-    return (f"'llm:' || coalesce({p}provider, '') || '/' || coalesce({p}priced_model, '') || '/' || "
-            f"coalesce({p}feature, '')")
 
 
 @rules.register("cacheable-prompts")
@@ -93,7 +87,7 @@ class CacheablePrompts(Rule):
         req = ctx.requests()
         ctx.con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _cp_base AS
-SELECT *, {_pool()} AS pool, row_number() OVER () AS _rid FROM {req}
+SELECT *, {llm_pool_sql()} AS pool, row_number() OVER () AS _rid FROM {req}
 WHERE price_catalog IS NOT NULL AND NOT coalesce(self_hosted, false) AND coalesce(status, 'ok') <> 'cached'
   AND (prompt_hash IS NOT NULL OR prefix_hash IS NOT NULL)""")
         hit_saving = ("cacheable * (input_per_mtok - coalesce(cache_read_per_mtok, input_per_mtok)) * 0.000001")
@@ -148,7 +142,7 @@ WITH rc1 AS (
          any_value(feature) AS feature, mode(team) AS team
   FROM cold GROUP BY pool
 ), pools AS (
-  SELECT {_pool()} AS pool, sum(cost) AS cost, sum(coalesce(requests, 1)) AS requests FROM {req} GROUP BY 1
+  SELECT * FROM {ctx.llm_pools()}
 )
 SELECT r.*, coalesce(p.prefixes, 0) AS prefixes, coalesce(p.warm, 0) AS warm, coalesce(p.cold, 0) AS cold,
        p.avg_prefix_tokens, coalesce(p.saved, 0) AS prefix_saved, coalesce(p.premium, 0) AS prefix_premium,

@@ -32,7 +32,7 @@ from ...analysis.llm_costs import part_cost_sql, token_parts
 from ...analysis.llm_prices import match_sql
 from ...model.checks import sql_str
 from ...model.llm import base_key_sql
-from ..engine import MONEY, Finding, Rule, RuleContext, rules
+from ..engine import MONEY, Finding, Rule, RuleContext, llm_pool_sql, rules
 
 FRONTIER = ["gpt-4", "gpt-4-turbo*", "gpt-4o", "gpt-4.1", "gpt-4.5*", "gpt-5", "gpt-5.[0-9]", "o1", "o1-pro", "o3",
             "o3-pro", "claude-*opus*", "claude-*sonnet*", "gemini-*-pro*", "mistral-large*", "grok-3", "grok-4*"]
@@ -42,12 +42,6 @@ TARGETS = {"gpt-4o": "gpt-4o-mini", "gpt-4.1": "gpt-4.1-mini", "gpt-4.5*": "gpt-
            "claude-*sonnet*": "claude-3-5-haiku", "gemini-2.5-pro*": "gemini-2.5-flash",
            "gemini-1.5-pro*": "gemini-1.5-flash", "gemini-*-pro*": "gemini-2.5-flash",
            "mistral-large*": "mistral-small"}
-
-
-def _pool(alias: str = "") -> str:
-    p = f"{alias}." if alias else ""
-    return (f"'llm:' || coalesce({p}provider, '') || '/' || coalesce({p}priced_model, '') || '/' || "
-            f"coalesce({p}feature, '')")
 
 
 @rules.register("oversized-model")
@@ -88,7 +82,7 @@ FROM (SELECT priced_model, {base_key_sql("priced_model")} AS model_key
       FROM (SELECT DISTINCT priced_model FROM {req})) m""")
         ctx.con.execute(f"""
 CREATE OR REPLACE TEMP TABLE _om_base AS
-SELECT b.*, {_pool('b')} AS pool, {n} AS n, m.target,
+SELECT b.*, {llm_pool_sql('b')} AS pool, {n} AS n, m.target,
        coalesce(b.input_tokens, 0) <= $max_in * {n} AND coalesce(b.output_tokens, 0) <= $max_out * {n} AS short
 FROM {req} b JOIN _om_models m ON m.priced_model IS NOT DISTINCT FROM b.priced_model
 WHERE b.price_catalog IS NOT NULL AND NOT coalesce(b.self_hosted, false) AND coalesce(b.status, 'ok') <> 'cached'
@@ -111,7 +105,7 @@ short AS (
 ), groups AS (
   SELECT pool, sum(n) AS requests, sum(cost) AS cost FROM _om_base GROUP BY pool
 ), pools AS (
-  SELECT {_pool()} AS pool, sum(cost) AS cost FROM {req} GROUP BY 1
+  SELECT pool, cost FROM {ctx.llm_pools()}
 )
 SELECT s.pool, any_value(s.provider) AS provider, any_value(s.priced_model) AS model, any_value(s.feature) AS feature,
        mode(s.team) AS team, any_value(s.target) AS target, any_value(s.target_price_model) AS target_price_model,
