@@ -28,6 +28,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from aifinops.interfaces.cli import collect as collect_mod
 from aifinops.interfaces.cli import collect_mlflow
 from aifinops.interfaces.cli.app import app
 from aifinops.interfaces.cli.collect import CollectError
@@ -252,7 +253,7 @@ def replay() -> Iterator[tuple[str, Replay]]:
 
 @pytest.fixture(autouse=True)
 def _fast_and_wired(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(collect_mlflow, "BACKOFF", 0.01)
+    monkeypatch.setattr(collect_mod, "BACKOFF", 0.01)  # the retries of collect.answer, which both collectors use
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     collect_mlflow.register(app)
 

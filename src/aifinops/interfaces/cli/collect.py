@@ -91,12 +91,27 @@ def query_range(client: httpx.Client, url: str, query: str, start: float, end: f
     """One ``/api/v1/query_range`` call with retries; returns the decoded ``success`` document."""
     endpoint = url.rstrip("/") + "/api/v1/query_range"
     params = {"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}s"}
+    resp, doc, problem = answer(lambda: client.get(endpoint, params=params), retries, sleep)
+    if resp is None:
+        raise CollectError(f"{endpoint}: no answer after {retries + 1} attempt(s) for {query!r}: {problem}")
+    if resp.status_code >= 400 or not isinstance(doc, dict) or doc.get("status") != "success":
+        said = f"{doc.get('errorType', '')}: {doc.get('error', '')}" if isinstance(doc, dict) else \
+            resp.text[:200].strip()
+        raise CollectError(f"{endpoint} refused {query!r} (HTTP {resp.status_code}): {said}")
+    return doc
+
+
+def answer(send: Callable[[], httpx.Response], retries: int,
+           sleep: Callable[[float], None] = time.sleep) -> tuple[httpx.Response | None, Any, str]:
+    """``send()`` until the server answers, retrying what may be transient (a connection refused, reset or timed
+    out; an HTTP 5xx) with exponential backoff: (the answer, its JSON or None, the last problem). No answer after
+    ``retries`` retries: (None, None, the last problem). A 4xx is an answer: the caller says what was refused."""
     problem = ""
     for attempt in range(retries + 1):
         if attempt:
             sleep(min(BACKOFF * 2 ** (attempt - 1), MAX_BACKOFF))
         try:
-            resp = client.get(endpoint, params=params)
+            resp = send()
         except httpx.TransportError as exc:  # connection refused, reset, timeout: maybe transient
             problem = f"{type(exc).__name__}: {exc}"
             continue
@@ -104,15 +119,10 @@ def query_range(client: httpx.Client, url: str, query: str, start: float, end: f
             problem = f"HTTP {resp.status_code} {resp.reason_phrase}"
             continue
         try:
-            doc = resp.json()
+            return resp, resp.json(), problem
         except ValueError:
-            doc = None
-        if resp.status_code >= 400 or not isinstance(doc, dict) or doc.get("status") != "success":
-            said = f"{doc.get('errorType', '')}: {doc.get('error', '')}" if isinstance(doc, dict) else \
-                resp.text[:200].strip()
-            raise CollectError(f"{endpoint} refused {query!r} (HTTP {resp.status_code}): {said}")
-        return doc
-    raise CollectError(f"{endpoint}: no answer after {retries + 1} attempt(s) for {query!r}: {problem}")
+            return resp, None, problem
+    return None, None, problem
 
 
 def collect(url: str, end: float, window: float, step: float, chunk: float, out: Path, *, timeout: float = 30,

@@ -34,14 +34,11 @@ import httpx
 import typer
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
-from .collect import CollectError, _friendly, collect_app
+from .collect import CollectError, _friendly, answer, collect_app
 from .collect import register as register_collect
 from .common import RichProgress, open_store, print_batch, state
 from .output import err_console
 
-#: seconds before the first retry; doubles each attempt (capped by MAX_BACKOFF)
-BACKOFF = 0.5
-MAX_BACKOFF = 30.0
 #: experiment ids per runs/search request (the API takes a list; a bounded one keeps requests small)
 IDS_PER_SEARCH = 100
 #: points per metrics/get-history page
@@ -65,31 +62,20 @@ class Api:
 
     def call(self, method: str, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
         url = self.base + endpoint
-        problem = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self.sleep(min(BACKOFF * 2 ** (attempt - 1), MAX_BACKOFF))
+
+        def send() -> httpx.Response:
             if self.on_request:
                 self.on_request(endpoint)
-            try:
-                resp = (self.client.post(url, json=body) if method == "POST" else
-                        self.client.get(url, params=body))
-            except httpx.TransportError as exc:  # connection refused, reset, timeout: maybe transient
-                problem = f"{type(exc).__name__}: {exc}"
-                continue
-            if resp.status_code >= 500:
-                problem = f"HTTP {resp.status_code} {resp.reason_phrase}"
-                continue
-            try:
-                doc = resp.json()
-            except ValueError:
-                doc = None
-            if resp.status_code >= 400 or not isinstance(doc, dict):
-                said = (f"{doc.get('error_code', '')}: {doc.get('message', '')}" if isinstance(doc, dict)
-                        else resp.text[:200].strip() or "not a JSON answer")
-                raise CollectError(f"{url} refused the request (HTTP {resp.status_code}): {said}")
-            return doc
-        raise CollectError(f"{url}: no answer after {self.retries + 1} attempt(s): {problem}")
+            return self.client.post(url, json=body) if method == "POST" else self.client.get(url, params=body)
+
+        resp, doc, problem = answer(send, self.retries, self.sleep)
+        if resp is None:
+            raise CollectError(f"{url}: no answer after {self.retries + 1} attempt(s): {problem}")
+        if resp.status_code >= 400 or not isinstance(doc, dict):
+            said = (f"{doc.get('error_code', '')}: {doc.get('message', '')}" if isinstance(doc, dict)
+                    else resp.text[:200].strip() or "not a JSON answer")
+            raise CollectError(f"{url} refused the request (HTTP {resp.status_code}): {said}")
+        return doc
 
     def pages(self, method: str, endpoint: str, body: dict[str, Any]) -> Any:
         """Every page of a paged endpoint (``page_token`` in, ``next_page_token`` out)."""
