@@ -161,6 +161,130 @@ class WasteSettings(BaseModel):
     month_hours: float = Field(730.5, gt=0)
 
 
+class AnomalyScan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    #: cost (ledger), gpu_hours, gpu_cost, tokens, requests, llm_cost (see ``aifinops anomalies --metric``)
+    metric: str = "cost"
+    #: the series: a dimension of the metric (``aifinops anomalies --by``)
+    by: str = "ServiceName"
+    #: the finer dimension whose values explain an anomaly
+    child: str | None = None
+    grain: Literal["day", "hour"] = "day"
+
+
+class AnomalySettings(BaseModel):
+    """How anomalies are detected and watched (``anomalies:`` in aifinops.yaml; CLI flags override)."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: the scans ``aifinops watch`` and ``anomalies --all`` run: metric, dimension, child, grain each
+    scans: list[AnomalyScan] = Field(default_factory=lambda: [AnomalyScan()])
+    #: past seasons the expected value is the median of
+    seasons: int = Field(4, ge=2)
+    #: bounds = expected +- z x robust scale
+    z: float = Field(3.0, gt=0)
+    #: $ impact below which nothing alerts (usage metrics: their dollar impact)
+    min_impact: float = Field(50.0, ge=0)
+    #: relative change the impact must also reach (0.2 = 20%)
+    min_change: float = Field(0.2, ge=0)
+    #: window the scans report anomalies in (history before it feeds the baseline)
+    window: str = "30d"
+
+
+class ChannelSettings(BaseModel):
+    """One place alerts go. ``webhook``: JSON POST of the alert; ``slack``: a Slack-compatible incoming webhook
+    (also Mattermost, Rocket.Chat, Teams workflows); ``email``: SMTP."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["webhook", "slack", "email"]
+    #: webhook / slack: the URL to POST to
+    url: str | None = None
+    #: webhook: extra HTTP headers (e.g. an Authorization header); values ``${ENV}`` are read from the environment
+    headers: dict[str, str] = Field(default_factory=dict)
+    #: email: SMTP server
+    host: str | None = None
+    port: int = Field(25, gt=0, lt=65536)
+    starttls: bool = False
+    username: str | None = None
+    #: name of the environment variable holding the SMTP password (never the password itself)
+    password_env: str | None = None
+    sender: str | None = None
+    to: list[str] = Field(default_factory=list)
+    #: seconds per attempt
+    timeout: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _complete(self) -> ChannelSettings:
+        if self.type in ("webhook", "slack") and not self.url:
+            raise ValueError(f"a {self.type} channel needs a url")
+        if self.type == "email" and not (self.host and self.sender and self.to):
+            raise ValueError("an email channel needs host, sender and to")
+        return self
+
+
+class AlertSettings(BaseModel):
+    """Where alerts go and how often (``alerts:`` in aifinops.yaml)."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: channels by name; budgets and the anomaly route refer to these names
+    channels: dict[str, ChannelSettings] = Field(default_factory=dict)
+    #: channels every anomaly alert goes to
+    anomaly_channels: list[str] = Field(default_factory=list)
+    #: the least severity of anomaly that is sent
+    min_severity: Literal["low", "medium", "high"] = "medium"
+    #: who owns what: a team (or any series value) -> contact, used when an alert names its owner
+    owners: dict[str, str] = Field(default_factory=dict)
+    #: an alert already sent is sent again (as an update) when its impact grew by this share
+    update_growth: float = Field(0.25, ge=0)
+    #: the dashboard's base URL for evidence links; none: the link is the CLI command
+    link_base: str | None = None
+    #: delivery attempts per alert and channel before it is marked failed (later runs retry failed ones)
+    max_attempts: int = Field(5, ge=1)
+    #: first retry delay in seconds; doubles each attempt (exponential backoff)
+    backoff: float = Field(1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _known_channels(self) -> AlertSettings:
+        unknown = [c for c in self.anomaly_channels if c not in self.channels]
+        if unknown:
+            raise ValueError(f"anomaly_channels names unknown channel(s) {', '.join(unknown)}; "
+                             f"defined: {', '.join(self.channels) or 'none'}")
+        return self
+
+
+class BudgetSettings(BaseModel):
+    """A budget: a scope of spend, an amount per period, thresholds on actual and on forecast spend, an owner and
+    the channels its alerts go to (``budgets:`` in aifinops.yaml, a list)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    #: which charges count: dimension -> value or list of values (``ServiceName``, ``tag:team``, ``layer``, any
+    #: FOCUS column); all must match. Empty: all spend.
+    scope: dict[str, str | list[str]] = Field(default_factory=dict)
+    amount: Decimal = Field(gt=0)
+    #: month, quarter, year, or a custom window START..END (``budgets status`` shows the period holding the date)
+    period: str = "month"
+    #: % of the amount at which actual spend alerts
+    actual_thresholds: list[float] = Field(default_factory=lambda: [50.0, 80.0, 100.0])
+    #: % of the amount at which the forecast at period end alerts
+    forecast_thresholds: list[float] = Field(default_factory=lambda: [100.0])
+    owner: str | None = None
+    channels: list[str] = Field(default_factory=list)
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, v: str) -> str:
+        if v not in ("month", "quarter", "year") and ".." not in v:
+            raise ValueError("period must be month, quarter, year or START..END")
+        return v
+
+    @field_validator("actual_thresholds", "forecast_thresholds")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if any(x <= 0 for x in v):
+            raise ValueError("thresholds are percentages of the amount and must be positive")
+        return sorted(v)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     db: Path = Path("aifinops.duckdb")
@@ -186,6 +310,19 @@ class Settings(BaseModel):
     carbon: CarbonSettings = Field(default_factory=CarbonSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     waste: WasteSettings = Field(default_factory=WasteSettings)
+    anomalies: AnomalySettings = Field(default_factory=AnomalySettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    budgets: list[BudgetSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _budgets_fit(self) -> Settings:
+        names = [b.name for b in self.budgets]
+        if dup := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"budget names must be unique: {', '.join(dup)}")
+        for i, b in enumerate(self.budgets):
+            if unknown := [c for c in b.channels if c not in self.alerts.channels]:
+                raise ValueError(f"budgets.{i} ({b.name}) names unknown channel(s) {', '.join(unknown)}")
+        return self
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
@@ -203,6 +340,39 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         else:
             node[path[-1]] = value
     return out
+
+
+def _lines(text: str) -> dict[tuple[Any, ...], int]:
+    """The 1-based line of every key and list item of a YAML document, by its path (``("budgets", 0,
+    "amount")``), so that a validation error can say where in the file the bad value is."""
+    out: dict[tuple[Any, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[Any, ...]) -> None:
+        out.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                out[(*path, k.value)] = k.start_mark.line + 1
+                walk(v, (*path, k.value))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                walk(v, (*path, i))
+
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return out
+    if root is not None:
+        walk(root, ())
+    return out
+
+
+def _where(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> str:
+    """``line N: `` of the deepest part of ``loc`` the file has (pydantic adds model names to some paths)."""
+    path = tuple(p for p in loc if not (isinstance(p, str) and p[:1].isupper() and p not in lines))
+    for n in range(len(path), 0, -1):
+        if path[:n] in lines:
+            return f"line {lines[path[:n]]}: "
+    return ""
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -232,15 +402,22 @@ def load_settings(
         except FileNotFoundError:
             raise ConfigError(f"{path}: configuration file not found") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}: " if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ConfigError(f"{path}: {where}not valid YAML: {problem}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping of settings at the top level")
         data = loaded
+        lines = _lines(Path(path).read_text())
+    else:
+        lines = {}
     data = _merge(data, _env_overrides(environ))
     data = _merge(data, {k: v for k, v in (flags or {}).items() if v is not None})
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
         where = f"{path}" if path else "settings"
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"{_where(e['loc'], lines)}{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
+                             for e in exc.errors())
         raise ConfigError(f"{where}: {problems}") from None

@@ -197,4 +197,94 @@ CREATE TABLE findings (
     ],
 ))
 
+MIGRATIONS.append((
+    "anomalies with feedback, alerts and their deliveries",
+    [
+        # An anomaly is identified by what was measured, on which series, and when it started (anomaly_id = a
+        # hash of metric, dimension, series, grain and start), so a later scan updates the same row: the end and
+        # the impact move while it grows, and its status (feedback) stays.
+        """
+CREATE TABLE anomalies (
+  anomaly_id VARCHAR PRIMARY KEY,
+  metric VARCHAR NOT NULL,            -- cost | gpu_hours | gpu_cost | tokens | requests | llm_cost
+  dimension VARCHAR NOT NULL,
+  series VARCHAR NOT NULL,
+  grain VARCHAR NOT NULL,             -- day | hour
+  period_start TIMESTAMP NOT NULL,
+  period_end TIMESTAMP,               -- exclusive; NULL while still anomalous at the last period
+  periods INTEGER NOT NULL,
+  actual DOUBLE, expected DOUBLE, lower DOUBLE, upper DOUBLE,
+  impact DOUBLE,                      -- in the metric's unit
+  impact_cost DOUBLE,                 -- in dollars
+  direction VARCHAR, severity VARCHAR,
+  root_causes VARCHAR,                -- JSON list: dimension, value, actual, expected, impact, contribution
+  owner VARCHAR,
+  status VARCHAR NOT NULL DEFAULT 'open',   -- open | expected | planned | wrong
+  status_reason VARCHAR,
+  status_at TIMESTAMP,
+  first_seen TIMESTAMP NOT NULL,
+  last_seen TIMESTAMP NOT NULL,
+  active BOOLEAN NOT NULL DEFAULT true      -- reported by the latest scan of its metric and dimension
+)""",
+        # What people said about a series over a time range: expected (a new normal: learnt at once), planned (a
+        # one-off: never alerts, kept out of the baseline), wrong (normal after all: learnt, widens the bounds).
+        # A planned event can be declared before it happens (no anomaly_id).
+        """
+CREATE TABLE anomaly_feedback (
+  feedback_id VARCHAR PRIMARY KEY,
+  anomaly_id VARCHAR,
+  metric VARCHAR NOT NULL,
+  dimension VARCHAR NOT NULL,
+  series VARCHAR NOT NULL,
+  period_start TIMESTAMP NOT NULL,
+  period_end TIMESTAMP,               -- exclusive; NULL: from period_start on
+  kind VARCHAR NOT NULL,              -- expected | planned | wrong
+  reason VARCHAR,
+  created_at TIMESTAMP NOT NULL
+)""",
+        # One alert per anomaly or budget threshold crossing (alert_key: anomaly:<id>, budget:<name>:<period
+        # start>:<actual|forecast>:<pct>); an alert that grows is updated, not repeated.
+        """
+CREATE TABLE alerts (
+  alert_key VARCHAR PRIMARY KEY,
+  kind VARCHAR NOT NULL,              -- anomaly | budget
+  subject VARCHAR NOT NULL,           -- one line: what happened
+  owner VARCHAR,
+  severity VARCHAR,
+  impact_cost DOUBLE,
+  link VARCHAR,                       -- the evidence: a dashboard URL or a CLI command
+  payload VARCHAR NOT NULL,           -- JSON: everything the channels render
+  created_at TIMESTAMP NOT NULL,
+  updated_at TIMESTAMP NOT NULL,
+  resolved_at TIMESTAMP
+)""",
+        # Where each alert stands on each of its channels: what was last delivered, and when to try again.
+        """
+CREATE TABLE alert_sends (
+  alert_key VARCHAR NOT NULL,
+  channel VARCHAR NOT NULL,
+  state VARCHAR NOT NULL,             -- pending | sent | failed
+  sent_impact DOUBLE,                 -- the impact the channel last heard of (updates are sent when it grows)
+  sent_at TIMESTAMP,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at TIMESTAMP,
+  last_error VARCHAR,
+  PRIMARY KEY (alert_key, channel)
+)""",
+        # Every attempt, kept: the audit trail of what was sent where and what the channel answered.
+        """
+CREATE TABLE alert_deliveries (
+  alert_key VARCHAR NOT NULL,
+  channel VARCHAR NOT NULL,
+  event VARCHAR NOT NULL,             -- new | update
+  attempt INTEGER NOT NULL,
+  attempted_at TIMESTAMP NOT NULL,
+  ok BOOLEAN NOT NULL,
+  status VARCHAR,                     -- HTTP status or SMTP reply
+  error VARCHAR,
+  seconds DOUBLE
+)""",
+    ],
+))
+
 SCHEMA_VERSION = len(MIGRATIONS)
