@@ -342,7 +342,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def _lines(text: str) -> dict[tuple[Any, ...], int]:
+def yaml_lines(text: str) -> dict[tuple[Any, ...], int]:
     """The 1-based line of every key and list item of a YAML document, by its path (``("budgets", 0,
     "amount")``), so that a validation error can say where in the file the bad value is."""
     out: dict[tuple[Any, ...], int] = {}
@@ -366,7 +366,7 @@ def _lines(text: str) -> dict[tuple[Any, ...], int]:
     return out
 
 
-def _where(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> str:
+def where_in_yaml(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> str:
     """``line N: `` of the deepest part of ``loc`` the file has (pydantic adds model names to some paths)."""
     path = tuple(p for p in loc if not (isinstance(p, str) and p[:1].isupper() and p not in lines))
     for n in range(len(path), 0, -1):
@@ -409,7 +409,7 @@ def load_settings(
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping of settings at the top level")
         data = loaded
-        lines = _lines(Path(path).read_text())
+        lines = yaml_lines(Path(path).read_text())
     else:
         lines = {}
     data = _merge(data, _env_overrides(environ))
@@ -418,6 +418,6 @@ def load_settings(
         return Settings.model_validate(data)
     except ValidationError as exc:
         where = f"{path}" if path else "settings"
-        problems = "; ".join(f"{_where(e['loc'], lines)}{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
+        problems = "; ".join(f"{where_in_yaml(e['loc'], lines)}{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
                              for e in exc.errors())
         raise ConfigError(f"{where}: {problems}") from None
