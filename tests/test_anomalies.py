@@ -44,8 +44,7 @@ def _window() -> Window:
 
 def test_a_spike_with_its_root_cause(store: Store) -> None:
     _ledger(store, spike=True, tiny=True)
-    t = store.ibis().table("focus_charges")
-    [a] = anomalies(t, _window(), "ServiceName", child="SkuId")
+    [a] = anomalies(store.con, _window(), "ServiceName", child="SkuId")
     assert (a.series, a.start, a.end, a.periods, a.direction) == ("Amazon EC2", SPIKE, SPIKE + timedelta(days=1), 1,
                                                                   "up")
     assert (a.actual, a.expected, a.impact) == pytest.approx((400.0, 100.0, 300.0))
@@ -56,12 +55,12 @@ def test_a_spike_with_its_root_cause(store: Store) -> None:
 
 def test_a_clean_series_and_tiny_noise_never_alert(store: Store) -> None:
     _ledger(store, tiny=True)
-    assert anomalies(store.ibis().table("focus_charges"), _window(), "ServiceName") == []
+    assert anomalies(store.con, _window(), "ServiceName") == []
 
 
 def test_a_level_shift_is_one_anomaly_that_ends(store: Store) -> None:
     _ledger(store, shift=True)
-    found = anomalies(store.ibis().table("focus_charges"), _window(), "ServiceName")
+    found = anomalies(store.con, _window(), "ServiceName")
     assert len(found) == 1
     [a] = found
     assert a.start == START + timedelta(days=35) and a.direction == "up"
@@ -91,7 +90,7 @@ def test_the_cli_lists_the_spike_with_its_root_cause(tmp_path) -> None:
                                    "SkuId", "--format", "json"])
     assert res.exit_code == 0, res.output
     [a] = json.loads(res.output)
-    assert (a["series"], a["impactCost"], a["severity"]) == ("Amazon EC2", "300", "high")
-    assert a["rootCauses"] == [{"value": "b", "impact": "300", "contribution": 1.0}]
+    assert (a["series"], a["impactCost"], a["severity"], a["status"]) == ("Amazon EC2", "300", "high", "open")
+    assert a["rootCauses"] == [{"dimension": "SkuId", "value": "b", "impact": 300.0, "contribution": 1.0}]
     res = CliRunner().invoke(app, ["--db", str(db), "anomalies", "--by", "colour"])
     assert res.exit_code == 1 and "unknown dimension 'colour'" in res.output

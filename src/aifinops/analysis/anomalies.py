@@ -1,7 +1,9 @@
-"""Cost anomalies in the ledger: a robust seasonal baseline per series, anomalies with their dollar impact, and
+"""Anomalies of cost and usage: a robust seasonal baseline per series, anomalies with their dollar impact, and
 the child dimension values that explain them (AWS Cost Anomaly Detection's RootCauses with contributions).
 
-The rule, per series (one value of a grouping, e.g. ``tag:team`` = search), at daily or hourly grain:
+A series is one value of a dimension of a metric (``analysis/series.py``: ledger cost, GPU-hours, GPU cost,
+tokens, requests, API cost), e.g. ``tag:team`` = search of ``cost``. The rule, per series, at daily or hourly
+grain:
 
 1. **Expected** value of a period = the median of the same period of the last ``seasons`` seasons (daily grain:
    the same weekday of the last 4 weeks; hourly: the same hour of the last 7 days). A median of past seasons
@@ -14,12 +16,20 @@ The rule, per series (one value of a grouping, e.g. ``tag:team`` = search), at d
    ``seasons`` seasons of residuals (a robust standard deviation), at least ``min_relative_scale`` of the
    expected value.
 4. A period is **anomalous** when it is outside the bounds *and* its impact (actual - expected) is at least
-   ``min_impact`` dollars *and* ``min_change`` of the expected value: noise on a tiny series never alerts.
+   ``min_impact`` dollars *and* ``min_change`` of the expected value: noise on a tiny series never alerts. A usage
+   metric's impact is priced at the series' own dollars per unit over the history (a series without any cost:
+   ``min_impact`` is in its units).
    Anomalous periods of the same direction, with gaps of at most a third of a season between them (a level
    shift whose weekends stay within bounds), are one anomaly (start, end; no end while ongoing).
 5. **Root causes**: for an anomaly of a series, each child value of a finer dimension (the SKU under a service,
    the model under a team) gets its own baseline the same way; its contribution is its impact over the anomaly's
    periods / the anomaly's impact, ranked (AWS's RootCauses, TotalImpact, TotalExpectedSpend).
+
+6. **Feedback** (``anomaly_feedback``) changes what the baseline learns, over the time range it names:
+   *wrong* (normal after all): the periods are not flagged and go into the history and the residuals as they
+   were, so the bounds widen; *expected* (a new normal): not flagged, and the history before it is moved by the
+   range's mean change, so the baseline is at the new level at once; *planned* (a one-off): not flagged and kept
+   out of the history, so it neither alerts nor raises the baseline.
 
 Everything is vectorised over the series x periods matrix with numpy; the only loop is over periods, because
 step 2 makes each baseline depend on the earlier verdicts.
@@ -27,19 +37,23 @@ step 2 makes each baseline depend on the earlier verdicts.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import ibis
+import duckdb
 import numpy as np
 
-from .costs import DimensionError, dimension_value, in_window, parse_by
+from ..config import Settings as AppSettings
+from .costs import DimensionError
 from .layers import LayerRule
+from .series import GRAINS, Series, align, load, metric
 from .windows import Window
 
-GRAINS = {"day": (timedelta(days=1), 7, "D"), "hour": (timedelta(hours=1), 24, "h")}
+#: feedback kinds and their codes in the detector's mask
+FEEDBACK = {"wrong": 1, "expected": 2, "planned": 3}
 
 
 @dataclass(frozen=True)
@@ -64,65 +78,33 @@ class Anomaly:
     expected: float
     lower: float
     upper: float
-    impact: float
+    impact: float  # in the metric's unit
     direction: str  # up | down
     severity: str
     root_causes: list[dict[str, Any]] = field(default_factory=list)
+    metric: str = "cost"
+    grain: str = "day"
+    unit: str = "USD"
+    impact_cost: float = 0.0  # dollars
+    status: str = "open"
 
     @property
     def percent(self) -> float | None:
         return self.impact / self.expected if self.expected else None
 
-
-@dataclass
-class Detection:
-    """The baseline of every series: expected values, bounds and verdicts per period."""
-
-    keys: list[str]
-    times: list[datetime]
-    actual: np.ndarray
-    expected: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    flagged: np.ndarray  # +1 up, -1 down, 0 normal
+    @property
+    def anomaly_id(self) -> str:
+        """Stable across scans: what was measured, on which series, and when it started."""
+        key = f"{self.metric}|{self.dimension}|{self.series}|{self.grain}|{self.start.isoformat()}"
+        return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-def series(t: ibis.Table, window: Window, dim: str, grain: str = "day", where: Any = None,
-           rules: list[LayerRule] | None = None) -> tuple[list[str], list[datetime], np.ndarray]:
-    """(series keys, period starts, keys x periods matrix of EffectiveCost) over ``window``; a period without
-    charges is 0. ``dim`` is anything ``costs --by`` takes for one dimension (FOCUS column, tag:KEY, layer).
-    Only usage-based charges count: a monthly fee or a one-time purchase lands on one day by the calendar, not
-    by what anyone used, and would be an anomaly every month."""
-    if grain not in GRAINS:
-        raise DimensionError(f"unknown grain {grain!r}: use {', '.join(GRAINS)}")
-    step, _, unit = GRAINS[grain]
-    dims = parse_by(dim)
-    if len(dims) != 1:
-        raise DimensionError(f"one dimension per series, not {dim!r}")
-    t = in_window(t, window)
-    t = t.filter(t.ChargeFrequency.fill_null("Usage-Based") == "Usage-Based")
-    if where is not None:
-        t = t.filter(where(t))
-    expr = t.group_by(period=t.ChargePeriodStart.truncate(unit),
-                      key=dimension_value(t, dims[0], rules or []).cast("string")) \
-        .aggregate(cost=t.EffectiveCost.sum())
-    rows = expr.to_pyarrow().to_pylist()
-    start = window.start
-    n = max(int((window.end - window.start) / step), 0)
-    times = [start + i * step for i in range(n)]
-    keys = sorted({r["key"] if r["key"] is not None else "(none)" for r in rows})
-    index = {k: i for i, k in enumerate(keys)}
-    y = np.zeros((len(keys), n))
-    for r in rows:  # one row per (series, period): the aggregate's output, not the ledger's rows
-        i = int((r["period"] - start) / step)
-        if 0 <= i < n:
-            y[index[r["key"] if r["key"] is not None else "(none)"], i] += float(r["cost"] or 0)
-    return keys, times, y
-
-
-def detect(y: np.ndarray, season: int, s: Settings | None = None) -> tuple[np.ndarray, ...]:
+def detect(y: np.ndarray, season: int, s: Settings | None = None, *, feedback: np.ndarray | None = None,
+           unit_cost: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """(expected, lower, upper, flagged) for a series x periods matrix; see the module docstring. Periods with
-    fewer than two past seasons have no baseline (NaN) and are never flagged."""
+    fewer than two past seasons have no baseline (NaN) and are never flagged. ``feedback`` is a same-shape matrix
+    of ``FEEDBACK`` codes (0: none); ``unit_cost`` the dollars per unit of each series (impacts are compared with
+    ``min_impact`` in dollars; 0: in units)."""
     s = s or Settings()
     n_series, n = y.shape
     clean = y.astype(float).copy()
@@ -130,6 +112,9 @@ def detect(y: np.ndarray, season: int, s: Settings | None = None) -> tuple[np.nd
     lower, upper = expected.copy(), expected.copy()
     flagged = np.zeros(y.shape, dtype=int)
     residual = np.full(y.shape, np.nan)
+    fb = np.zeros(y.shape, dtype=int) if feedback is None else feedback
+    price = np.ones(n_series) if unit_cost is None else np.where(unit_cost > 0, unit_cost, 1.0)
+    run_start = np.zeros(n_series, dtype=int)  # where the current "expected" range began
     for t in range(n):
         lags = [t - k * season for k in range(1, s.seasons + 1) if t - k * season >= 0]
         if len(lags) < 2:
@@ -143,16 +128,28 @@ def detect(y: np.ndarray, season: int, s: Settings | None = None) -> tuple[np.nd
         scale = np.fmax(np.nan_to_num(1.4826 * mad, nan=0.0), s.min_relative_scale * np.abs(e))
         lo, hi = e - s.z * scale, e + s.z * scale
         impact = y[:, t] - e
-        big = (np.abs(impact) >= s.min_impact) & (np.abs(impact) >= s.min_change * np.abs(e))
+        big = (np.abs(impact * price) >= s.min_impact) & (np.abs(impact) >= s.min_change * np.abs(e))
         f = np.where((y[:, t] > hi) & big, 1, np.where((y[:, t] < lo) & big, -1, 0))
+        f = np.where(fb[:, t] != 0, 0, f)  # people said what this period is
         expected[:, t], lower[:, t], upper[:, t], flagged[:, t] = e, lo, hi, f
-        clean[:, t] = np.where(f != 0, e, y[:, t])  # a spike is kept out of the history ...
+        out = (f != 0) | (fb[:, t] == FEEDBACK["planned"])
+        clean[:, t] = np.where(out, e, y[:, t])  # a spike (or a planned one-off) is kept out of the history ...
         recent = flagged[:, max(0, t - season + 1):t + 1]
         shift = (np.abs((recent == np.sign(f)[:, None]).sum(axis=1)) > season // 2) & (f != 0)
         if shift.any():  # ... a level shift is learnt: the season's actual values go back into the history
             lo_t = max(0, t - season + 1)
             clean[shift, lo_t:t + 1] = y[shift, lo_t:t + 1]
-        residual[:, t] = np.where(f != 0, np.nan, y[:, t] - e)
+        residual[:, t] = np.where(out, np.nan, y[:, t] - e)
+        # an "expected" range is a new normal: at its last period the history before it moves to the new level
+        is_exp = fb[:, t] == FEEDBACK["expected"]
+        begins = is_exp & ((fb[:, t - 1] != FEEDBACK["expected"]) if t else True)
+        run_start[begins] = t
+        ends = is_exp & ((fb[:, t + 1] != FEEDBACK["expected"]) if t + 1 < n else True)
+        for i in np.flatnonzero(ends):
+            a = run_start[i]
+            ok = ~np.isnan(expected[i, a:t + 1])
+            if ok.any():
+                clean[i, :a] += float(np.mean(y[i, a:t + 1][ok] - expected[i, a:t + 1][ok]))
     return expected, lower, upper, flagged
 
 
@@ -175,56 +172,81 @@ def _severity(impact: float, pct: float | None, s: Settings) -> str:
     return "medium" if abs(impact) >= 5 * s.min_impact or (pct is not None and abs(pct) >= 0.5) else "low"
 
 
-def anomalies(t: ibis.Table, window: Window, dim: str, grain: str = "day", child: str | None = None,
-              s: Settings | None = None, rules: list[LayerRule] | None = None) -> list[Anomaly]:
-    """Anomalies of every series of ``dim`` that end in (or run into) ``window``, largest impact first, with
-    root causes by ``child`` when given. The baseline reads ``seasons`` seasons of history before the window."""
+def feedback_mask(ser: Series, rows: list[dict[str, Any]]) -> np.ndarray:
+    """The detector's feedback matrix for ``ser`` from ``anomaly_feedback`` rows (series, period_start,
+    period_end, kind) of its metric and dimension."""
+    mask = np.zeros(ser.values.shape, dtype=int)
+    if not rows or not ser.times:
+        return mask
+    step = GRAINS[ser.grain][0]
+    index = {k: i for i, k in enumerate(ser.keys)}
+    for r in rows:
+        i = index.get(r["series"])
+        if i is None:
+            continue
+        a = max(0, -(-(r["period_start"] - ser.times[0]) // step))
+        b = len(ser.times) if r["period_end"] is None else min(len(ser.times), -(-(r["period_end"] - ser.times[0])
+                                                                                 // step))
+        if a < b:
+            mask[i, a:b] = FEEDBACK[r["kind"]]
+    return mask
+
+
+def anomalies(con: duckdb.DuckDBPyConnection, window: Window, dim: str, grain: str = "day",
+              child: str | None = None, s: Settings | None = None, rules: list[LayerRule] | None = None, *,
+              metric_name: str = "cost", settings: AppSettings | None = None,
+              feedback: list[dict[str, Any]] | None = None) -> list[Anomaly]:
+    """Anomalies of every series of ``metric_name`` by ``dim`` that end in (or run into) ``window``, largest
+    dollar impact first, with root causes by ``child`` when given. The baseline reads ``seasons`` seasons of
+    history before the window; ``feedback`` rows (``store.anomalies.feedback_rows``) are applied."""
     s = s or Settings()
     if grain not in GRAINS:
         raise DimensionError(f"unknown grain {grain!r}: use {', '.join(GRAINS)}")
     step, season, _ = GRAINS[grain]
+    window = align(window, grain)
     history = Window(window.start - step * season * s.seasons, window.end)
-    keys, times, y = series(t, history, dim, grain, rules=rules)
-    if not keys:
+    m = metric(con, metric_name, settings, rules)
+    ser = load(m, dim, history, grain)
+    if not ser.keys:
         return []
-    expected, lower, upper, flagged = detect(y, season, s)
+    price = ser.unit_cost() if m.unit != "USD" else None
+    expected, lower, upper, flagged = detect(ser.values, season, s, feedback=feedback_mask(ser, feedback or []),
+                                             unit_cost=price)
     first = season * s.seasons  # periods before this are history only
     out: list[Anomaly] = []
-    for i, key in enumerate(keys):
+    y, times = ser.values, ser.times
+    for i, key in enumerate(ser.keys):
         for a, b, direction in _runs(flagged[i], season // 3):
             if b <= first:
                 continue
             actual, exp = float(y[i, a:b].sum()), float(expected[i, a:b].sum())
             impact = actual - exp
+            cost = impact * float(price[i]) if price is not None else impact
             pct = impact / exp if exp else None
-            out.append(Anomaly(dim, key, times[a], times[b] if b < len(times) else None, b - a, actual, exp,
-                               float(lower[i, a:b].sum()), float(upper[i, a:b].sum()), impact,
-                               "up" if direction > 0 else "down", _severity(impact, pct, s)))
+            out.append(Anomaly(ser.dimension, key, times[a], times[b] if b < len(times) else None, b - a, actual,
+                               exp, float(lower[i, a:b].sum()), float(upper[i, a:b].sum()), impact,
+                               "up" if direction > 0 else "down", _severity(cost, pct, s), metric=m.name,
+                               grain=grain, unit=m.unit, impact_cost=cost))
     if child:
         for an in out:
-            an.root_causes = root_causes(t, history, dim, an, child, grain, s, rules)
-    return sorted(out, key=lambda x: -abs(x.impact))
+            an.root_causes = root_causes(m, history, an, child, s)
+    return sorted(out, key=lambda x: -abs(x.impact_cost))
 
 
-def root_causes(t: ibis.Table, history: Window, dim: str, an: Anomaly, child: str, grain: str,
-                s: Settings, rules: list[LayerRule] | None = None, top: int = 5) -> list[dict[str, Any]]:
+def root_causes(m: Any, history: Window, an: Anomaly, child: str, s: Settings, top: int = 5) -> list[dict[str, Any]]:
     """The child values that explain an anomaly: each child series of the anomalous series, with the same
     baseline, and its impact over the anomaly's periods as a share of the anomaly's impact."""
-    season = GRAINS[grain][1]
-    parent = parse_by(dim)[0]
-
-    def same_parent(tt: ibis.Table) -> Any:
-        return dimension_value(tt, parent, rules or []).cast("string") == an.series
-
-    keys, times, y = series(t, history, child, grain, where=same_parent, rules=rules)
-    if not keys:
+    ser = load(m, child, history, an.grain, where={an.dimension: [an.series]})
+    if not ser.keys:
         return []
-    expected, _, _, _ = detect(y, season, Settings(s.seasons, s.z, 0.0, 0.0, s.min_relative_scale))
-    a = times.index(an.start)
+    season = GRAINS[an.grain][1]
+    expected, _, _, _ = detect(ser.values, season, Settings(s.seasons, s.z, 0.0, 0.0, s.min_relative_scale))
+    a = ser.times.index(an.start)
     b = a + an.periods
+    y = ser.values
     impact = y[:, a:b].sum(axis=1) - np.nan_to_num(expected[:, a:b]).sum(axis=1)
     order = np.argsort(-np.sign(an.impact) * impact)[:top]
-    return [{"dimension": child, "value": keys[k], "actual": float(y[k, a:b].sum()),
+    return [{"dimension": child, "value": ser.keys[k], "actual": float(y[k, a:b].sum()),
              "expected": float(np.nan_to_num(expected[k, a:b]).sum()), "impact": float(impact[k]),
              "contribution": float(impact[k] / an.impact) if an.impact else None}
             for k in order if np.sign(impact[k]) == np.sign(an.impact) and impact[k] != 0]

@@ -110,7 +110,7 @@ class LedgerCost(Metric):
         # a monthly fee or a one-time purchase lands on one day by the calendar, not by what anyone used
         t = t.filter(t.ChargeFrequency.fill_null("Usage-Based") == "Usage-Based")
         for d, values in where.items():
-            t = t.filter(dimension_value(t, Dimension(d), self.rules).cast("string").isin(values))
+            t = t.filter(dimension_value(t, Dimension(d), self.rules).cast("string").fill_null(NONE).isin(values))
         unit = {"day": "D", "hour": "h"}[grain]
         keys = {f"k{i}": dimension_value(t, Dimension(d), self.rules).cast("string").fill_null(NONE)
                 for i, d in enumerate(dims)}
@@ -153,7 +153,7 @@ class SqlMetric(Metric):
         filters = []
         for i, (d, values) in enumerate(where.items()):
             params[f"w{i}"] = [str(v) for v in values]
-            filters.append(f"list_contains($w{i}, CAST({self.expr(d)} AS VARCHAR))")
+            filters.append(f"list_contains($w{i}, coalesce(CAST({self.expr(d)} AS VARCHAR), '{NONE}'))")
         sql = f"""SELECT date_trunc('{GRAINS[grain][2]}', {self.time_col}) AS period{', ' + keys if keys else ''},
        CAST(sum({self.value_sql}) AS DOUBLE) AS value, CAST(sum({self.cost_sql}) AS DOUBLE) AS cost
 FROM ({self.source_sql()}) src

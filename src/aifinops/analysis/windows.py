@@ -35,6 +35,12 @@ def _parse_point(text: str) -> datetime:
         raise WindowError(f"not a date or date-time: {text!r}") from None
 
 
+def parse_until(text: str) -> datetime:
+    """An end as people write it: a date means through that day (its next midnight), a date-time is exclusive."""
+    text = text.strip()
+    return _parse_point(text) + (timedelta(days=1) if len(text) == 10 else timedelta(0))
+
+
 def _month_start(d: date) -> datetime:
     return datetime(d.year, d.month, 1)
 

@@ -15,10 +15,12 @@ import typer
 from rich.progress import Progress, TaskID
 
 from ...analysis import costs as costs_mod
+from ...analysis.forecast import ForecastError
 from ...analysis.layers import LayerRuleError
 from ...analysis.windows import WindowError
 from ...config import ConfigError, Settings
 from ...sources.base import SourceFile
+from ...store.anomalies import AnomalyError
 from ...store.connection import Store, StoreError
 from ...store.export import ExportError
 from ...store.findings import FindingError
@@ -28,7 +30,7 @@ from .output import FORMATS, console, err_console, render
 
 EXPECTED: tuple[type[BaseException], ...] = (
     IngestError, StoreError, ConfigError, WindowError, costs_mod.DimensionError, LayerRuleError, ExportError, KeyError,
-    RuleError, FindingError)
+    RuleError, FindingError, AnomalyError, ForecastError)
 
 
 class State:
