@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 CONFIG_FILE = "aifinops.yaml"
 ENV_PREFIX = "AIFINOPS_"
@@ -195,7 +195,8 @@ class ChannelSettings(BaseModel):
     (also Mattermost, Rocket.Chat, Teams workflows); ``email``: SMTP."""
 
     model_config = ConfigDict(extra="forbid")
-    type: Literal["webhook", "slack", "email"]
+    #: a channel type: webhook, slack, email, or one a plugin registers (``aifinops.alert_channels``)
+    type: str
     #: webhook / slack: the URL to POST to
     url: str | None = None
     #: webhook: extra HTTP headers (e.g. an Authorization header); values ``${ENV}`` are read from the environment
@@ -214,6 +215,10 @@ class ChannelSettings(BaseModel):
 
     @model_validator(mode="after")
     def _complete(self) -> ChannelSettings:
+        from .governance.channels import channels  # the registry: a new channel type is one new file
+
+        if self.type not in channels.names():
+            raise ValueError(f"unknown channel type {self.type!r}: use {', '.join(channels.names())}")
         if self.type in ("webhook", "slack") and not self.url:
             raise ValueError(f"a {self.type} channel needs a url")
         if self.type == "email" and not (self.host and self.sender and self.to):
@@ -270,11 +275,63 @@ class BudgetSettings(BaseModel):
     owner: str | None = None
     channels: list[str] = Field(default_factory=list)
 
+    @field_validator("scope", mode="before")
+    @classmethod
+    def _scope_text(cls, v: Any) -> Any:
+        """YAML reads ``BillingAccountId: 123456789012`` as a number; scope values are compared as text."""
+        if not isinstance(v, dict):
+            return v
+
+        def text(x: Any) -> Any:
+            return str(x) if isinstance(x, int | float) and not isinstance(x, bool) else x
+
+        return {k: [text(x) for x in val] if isinstance(val, list) else text(val) for k, val in v.items()}
+
+    @field_validator("scope")
+    @classmethod
+    def _scope_dimensions(cls, v: dict[str, str | list[str]], info: ValidationInfo) -> dict[str, str | list[str]]:
+        """Each key must be a dimension ``costs --by`` knows (a FOCUS column, ``tag:KEY`` or ``layer``): a typo
+        would otherwise match no charge and report a budget with nothing spent. The error is raised at the key,
+        so that load_settings names the key's line, and it names the budget."""
+        import difflib
+
+        from pydantic_core import InitErrorDetails, PydanticCustomError
+
+        from .model.focus import column_names
+
+        columns = {c.lower(): c for c in column_names()}
+        budget = info.data.get("name", "?")
+        errors: list[InitErrorDetails] = []
+        for key, values in v.items():
+            low = key.lower()
+            if low == "layer" or (low.startswith("tag:") and key[4:].strip()) or low in columns:
+                if isinstance(values, list) and not values:
+                    msg = f"budget {budget!r}: scope {key} lists no values (it would match nothing)"
+                    errors.append(InitErrorDetails(type=PydanticCustomError("empty_scope", "{msg}", {"msg": msg}),
+                                                   loc=(key,), input=values))
+                continue
+            close = difflib.get_close_matches(key, [*columns.values(), "layer"], n=1, cutoff=0.75)
+            msg = (f"budget {budget!r}: unknown dimension {key!r} in scope"
+                   f"{f' (did you mean {close[0]}?)' if close else ''}: use a FOCUS column (e.g. ServiceName, "
+                   "RegionId, SubAccountId), tag:KEY or layer")
+            errors.append(InitErrorDetails(type=PydanticCustomError("unknown_dimension", "{msg}", {"msg": msg}),
+                                           loc=(key,), input=key))
+        if errors:
+            raise ValidationError.from_exception_data("BudgetSettings.scope", errors)
+        return v
+
     @field_validator("period")
     @classmethod
     def _period(cls, v: str) -> str:
         if v not in ("month", "quarter", "year") and ".." not in v:
             raise ValueError("period must be month, quarter, year or START..END")
+        if ".." in v:
+            from .analysis.windows import WindowError, parse_window  # lazily: analysis imports this module
+
+            try:
+                parse_window(v, None)
+            except WindowError as exc:
+                raise ValueError(f"period {v!r}: {exc}") from None
         return v
 
     @field_validator("actual_thresholds", "forecast_thresholds")

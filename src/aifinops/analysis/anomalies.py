@@ -27,9 +27,11 @@ grain:
 
 6. **Feedback** (``anomaly_feedback``) changes what the baseline learns, over the time range it names:
    *wrong* (normal after all): the periods are not flagged and go into the history and the residuals as they
-   were, so the bounds widen; *expected* (a new normal): not flagged, and the history before it is moved by the
-   range's mean change, so the baseline is at the new level at once; *planned* (a one-off): not flagged and kept
-   out of the history, so it neither alerts nor raises the baseline.
+   were (a pattern marked wrong a few times becomes the baseline); *expected* (we knew): not flagged, and when
+   the level holds after the range (the next period is nearer the new level than the old) the history before it
+   moves by the range's mean change, so the baseline is at the new level at once, while an expected one-off
+   leaves the baseline as it was; *planned* (a one-off): not flagged and kept out of the history, so it neither
+   alerts nor raises the baseline.
 
 Everything is vectorised over the series x periods matrix with numpy; the only loop is over periods, because
 step 2 makes each baseline depend on the earlier verdicts.
@@ -115,11 +117,17 @@ def detect(y: np.ndarray, season: int, s: Settings | None = None, *, feedback: n
     fb = np.zeros(y.shape, dtype=int) if feedback is None else feedback
     price = np.ones(n_series) if unit_cost is None else np.where(unit_cost > 0, unit_cost, 1.0)
     run_start = np.zeros(n_series, dtype=int)  # where the current "expected" range began
+    pending = np.zeros(n_series)  # the mean change of an "expected" range that just ended
     for t in range(n):
         lags = [t - k * season for k in range(1, s.seasons + 1) if t - k * season >= 0]
         if len(lags) < 2:
             continue
         e = np.median(clean[:, lags], axis=1)
+        for i in np.flatnonzero(pending != 0):  # the period after an "expected" range: did the new level hold?
+            if abs(y[i, t] - (e[i] + pending[i])) < abs(y[i, t] - e[i]):
+                clean[i, :run_start[i]] += pending[i]
+                e[i] = np.median(clean[i, lags])
+            pending[i] = 0.0
         past = residual[:, max(0, t - s.seasons * season):t]
         mad = np.full(n_series, np.nan)
         seen = ~np.isnan(past).all(axis=1) if past.shape[1] else np.zeros(n_series, bool)
@@ -140,16 +148,16 @@ def detect(y: np.ndarray, season: int, s: Settings | None = None, *, feedback: n
             lo_t = max(0, t - season + 1)
             clean[shift, lo_t:t + 1] = y[shift, lo_t:t + 1]
         residual[:, t] = np.where(out, np.nan, y[:, t] - e)
-        # an "expected" range is a new normal: at its last period the history before it moves to the new level
+        # an "expected" range is a new normal: if the level holds after it, the history before it moves there
         is_exp = fb[:, t] == FEEDBACK["expected"]
         begins = is_exp & ((fb[:, t - 1] != FEEDBACK["expected"]) if t else True)
         run_start[begins] = t
-        ends = is_exp & ((fb[:, t + 1] != FEEDBACK["expected"]) if t + 1 < n else True)
+        ends = is_exp & ((fb[:, t + 1] != FEEDBACK["expected"]) if t + 1 < n else False)
         for i in np.flatnonzero(ends):
             a = run_start[i]
             ok = ~np.isnan(expected[i, a:t + 1])
             if ok.any():
-                clean[i, :a] += float(np.mean(y[i, a:t + 1][ok] - expected[i, a:t + 1][ok]))
+                pending[i] = float(np.mean(y[i, a:t + 1][ok] - expected[i, a:t + 1][ok]))
     return expected, lower, upper, flagged
 
 

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 
 import typer
 
-from ...analysis.anomalies import Anomaly, Settings, anomalies, money
-from ...analysis.layers import load_rules
-from ...analysis.series import metric, metrics
+from ...analysis.anomalies import Anomaly, Settings, money
+from ...analysis.series import metrics
 from ...analysis.windows import parse_until, parse_window
 from ...config import AnomalyScan
+from ...governance.watch import scan
 from ...store import anomalies as recorded
 from .common import check_format, friendly, open_store, state
 from .output import console, render
@@ -50,22 +50,6 @@ def _row(a: Anomaly, fmt: str) -> dict[str, Any]:
             "rootCauses": _causes(a.root_causes, fmt)}
 
 
-def scan(con: Any, sc: AnomalyScan, window: str, s: Settings, record: bool) -> tuple[list[Anomaly], Any]:
-    """Run one scan over the store: detect (with the feedback given so far) and, with ``record``, keep the
-    anomalies; returns them with their status and the window."""
-    settings = state.settings
-    m = metric(con, sc.metric, settings, load_rules(settings.layers_file))
-    w = parse_window(window, m.end())
-    found = anomalies(con, w, sc.by, sc.grain, sc.child, s, load_rules(settings.layers_file), metric_name=sc.metric,
-                      settings=settings, feedback=recorded.feedback_rows(con, sc.metric, sc.by))
-    if record:
-        recorded.record(con, found, (sc.metric, sc.by, sc.grain), _now(), settings.alerts.owners)
-        status = {r["anomaly_id"]: r["status"] for r in recorded.listing(con, everything=True)}
-        for a in found:
-            a.status = status.get(a.anomaly_id, "open")
-    return found, w
-
-
 @app.callback(invoke_without_command=True)
 @friendly
 def anomalies_cmd(
@@ -98,7 +82,7 @@ def anomalies_cmd(
     rows: list[dict[str, Any]] = []
     with open_store(read_only=no_record) as store:
         for sc in scans:
-            found, w = scan(store.con, sc, window, s, not no_record)
+            found, w = scan(store.con, sc, state.settings, window, s, not no_record)
             rows += [_row(a, fmt) for a in found]
     rows.sort(key=lambda r: -abs(r["impactCost"]))
     what = "configured scans" if configured else f"{metric_name} by {by}"

@@ -19,10 +19,12 @@ from ...analysis import tags as tags_mod
 from ...analysis.layers import load_rules
 from ...analysis.windows import parse_window
 from ...config import ConfigError, load_settings
+from ...governance.watch import after_ingest
 from ...sources.base import SourceError, sources
 from ...store.export import export_focus
 from ...store.ingest import IngestError, ingest
 from .agent import register as _register_agent
+from .alerts import register as _register_alerts
 from .anomalies import register as _register_anomalies
 from .collect import register as _register_collect
 from .collect_mlflow import register as _register_collect_mlflow
@@ -33,6 +35,7 @@ from .prices import register as _register_prices
 from .receive import register as _register_receive
 from .recommend import register as _register_recommend
 from .units import register as _register_units
+from .watch import register as _register_watch
 
 app = typer.Typer(help="aifinops: the economics of AI infrastructure.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -63,6 +66,8 @@ _register_receive(app)
 _register_units(app)
 _register_recommend(app)
 _register_anomalies(app)
+_register_watch(app)
+_register_alerts(app)
 
 
 @app.command()
@@ -85,6 +90,9 @@ def _make_ingest_command(kind: str, doc: str) -> None:
             "--allow-older", help="Restate a period even when these files end earlier than the loaded data.")] = None,
         option: Annotated[list[str] | None, typer.Option(
             "--option", "-o", help="A source option KEY=VALUE (repeatable); overrides aifinops.yaml.")] = None,
+        scan: Annotated[bool, typer.Option(
+            "--scan/--no-scan", help="After loading, run the anomaly scans and budgets and send due alerts "
+            "(as one `aifinops watch` cycle).")] = True,
     ) -> None:
         s = state.settings
         options = dict(s.sources.get(kind, {}))
@@ -104,7 +112,12 @@ def _make_ingest_command(kind: str, doc: str) -> None:
             res = ingest(store, source, paths, strict=s.ingest.strict if strict is None else strict,
                          allow_older=s.ingest.allow_older if allow_older is None else allow_older,
                          progress=RichProgress(progress))
+            watched = after_ingest(store.con, s) if scan and res.rows_loaded else None
         print_batch(res)
+        if watched is not None:
+            err_console.print(f"watch: {watched.line()}", highlight=False)
+            for e in watched.errors:
+                err_console.print(f"  [yellow]warning:[/] {e}", highlight=False)
 
 
 for _kind, _cls in sources:
