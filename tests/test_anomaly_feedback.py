@@ -156,3 +156,14 @@ def test_the_cli_scans_records_shows_and_takes_feedback(tmp_path) -> None:
     assert res.exit_code == 1 and "no anomaly 'zzz'" in res.output
     res = run(app, ["--db", str(db), "anomalies", "--metric", "watts"])
     assert res.exit_code == 1 and "unknown metric 'watts'" in res.output
+
+
+def test_an_expected_one_off_leaves_the_baseline_where_it_was() -> None:
+    """One period at 400 marked expected: not flagged; the next period is back at 100 (nearer the old level than
+    the new), so the history does not move and nothing after it is flagged."""
+    y = np.full((1, 70), 100.0)
+    y[0, 44] = 400.0
+    fb = np.zeros_like(y, dtype=int)
+    fb[0, 44] = FEEDBACK["expected"]
+    expected, _, _, flagged = detect(y, 7, Settings(), feedback=fb)
+    assert not flagged.any() and expected[0, 45] == 100.0 and expected[0, 51] == 100.0
