@@ -170,6 +170,8 @@ class AnomalyScan(BaseModel):
     #: the finer dimension whose values explain an anomaly
     child: str | None = None
     grain: Literal["day", "hour"] = "day"
+    #: which changes alert: up (increases, as AWS Cost Anomaly Detection), down, or both
+    direction: Literal["up", "down", "both"] = "up"
 
 
 class AnomalySettings(BaseModel):

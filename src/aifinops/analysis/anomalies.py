@@ -104,7 +104,8 @@ class Anomaly:
 def detect(y: np.ndarray, season: int, s: Settings | None = None, *, feedback: np.ndarray | None = None,
            unit_cost: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """(expected, lower, upper, flagged) for a series x periods matrix; see the module docstring. Periods with
-    fewer than two past seasons have no baseline (NaN) and are never flagged. ``feedback`` is a same-shape matrix
+    fewer than two past seasons have no baseline (NaN) and are never flagged; a NaN value is a period not observed
+    (before a series existed): it is never flagged and never counts as history. ``feedback`` is a same-shape matrix
     of ``FEEDBACK`` codes (0: none); ``unit_cost`` the dollars per unit of each series (impacts are compared with
     ``min_impact`` in dollars; 0: in units)."""
     s = s or Settings()
@@ -122,11 +123,15 @@ def detect(y: np.ndarray, season: int, s: Settings | None = None, *, feedback: n
         lags = [t - k * season for k in range(1, s.seasons + 1) if t - k * season >= 0]
         if len(lags) < 2:
             continue
-        e = np.median(clean[:, lags], axis=1)
+        past_values = clean[:, lags]
+        known = (~np.isnan(past_values)).sum(axis=1) >= 2  # a series seen for fewer than 2 seasons has no baseline
+        e = np.full(n_series, np.nan)
+        if known.any():
+            e[known] = np.nanmedian(past_values[known], axis=1)
         for i in np.flatnonzero(pending != 0):  # the period after an "expected" range: did the new level hold?
             if abs(y[i, t] - (e[i] + pending[i])) < abs(y[i, t] - e[i]):
                 clean[i, :run_start[i]] += pending[i]
-                e[i] = np.median(clean[i, lags])
+                e[i] = np.nanmedian(clean[i, lags])
             pending[i] = 0.0
         past = residual[:, max(0, t - s.seasons * season):t]
         mad = np.full(n_series, np.nan)
@@ -135,8 +140,8 @@ def detect(y: np.ndarray, season: int, s: Settings | None = None, *, feedback: n
             mad[seen] = np.nanmedian(np.abs(past[seen]), axis=1)
         scale = np.fmax(np.nan_to_num(1.4826 * mad, nan=0.0), s.min_relative_scale * np.abs(e))
         lo, hi = e - s.z * scale, e + s.z * scale
-        impact = y[:, t] - e
-        big = (np.abs(impact * price) >= s.min_impact) & (np.abs(impact) >= s.min_change * np.abs(e))
+        impact = np.nan_to_num(y[:, t] - e)  # no baseline, or not observed: no impact
+        big = (np.abs(impact * price) >= s.min_impact) & (np.abs(impact) >= s.min_change * np.abs(np.nan_to_num(e)))
         f = np.where((y[:, t] > hi) & big, 1, np.where((y[:, t] < lo) & big, -1, 0))
         f = np.where(fb[:, t] != 0, 0, f)  # people said what this period is
         expected[:, t], lower[:, t], upper[:, t], flagged[:, t] = e, lo, hi, f
@@ -203,10 +208,13 @@ def feedback_mask(ser: Series, rows: list[dict[str, Any]]) -> np.ndarray:
 def anomalies(con: duckdb.DuckDBPyConnection, window: Window, dim: str, grain: str = "day",
               child: str | None = None, s: Settings | None = None, rules: list[LayerRule] | None = None, *,
               metric_name: str = "cost", settings: AppSettings | None = None,
-              feedback: list[dict[str, Any]] | None = None) -> list[Anomaly]:
+              feedback: list[dict[str, Any]] | None = None, direction: str = "both") -> list[Anomaly]:
     """Anomalies of every series of ``metric_name`` by ``dim`` that end in (or run into) ``window``, largest
     dollar impact first, with root causes by ``child`` when given. The baseline reads ``seasons`` seasons of
-    history before the window; ``feedback`` rows (``store.anomalies.feedback_rows``) are applied."""
+    history before the window; ``feedback`` rows (``store.anomalies.feedback_rows``) are applied. ``direction``:
+    up (increases only, as AWS Cost Anomaly Detection alerts), down, or both."""
+    if direction not in ("up", "down", "both"):
+        raise DimensionError(f"unknown direction {direction!r}: use up, down or both")
     s = s or Settings()
     if grain not in GRAINS:
         raise DimensionError(f"unknown grain {grain!r}: use {', '.join(GRAINS)}")
@@ -218,11 +226,21 @@ def anomalies(con: duckdb.DuckDBPyConnection, window: Window, dim: str, grain: s
     if not ser.keys:
         return []
     price = ser.unit_cost() if m.unit != "USD" else None
-    expected, lower, upper, flagged = detect(ser.values, season, s, feedback=feedback_mask(ser, feedback or []),
+    y = ser.values.copy()
+    # before a series' first value it did not exist (or the data had not started): not observed, not zero
+    seen = np.cumsum(y != 0, axis=1) > 0
+    y[~seen] = np.nan
+    expected, lower, upper, flagged = detect(y, season, s, feedback=feedback_mask(ser, feedback or []),
                                              unit_cost=price)
+    data_end = m.end()
+    if data_end is not None and data_end < ser.times[-1] + step:
+        # the last period is partial: above the bounds already is an anomaly; below them may only be early
+        flagged[:, -1] = np.where(flagged[:, -1] < 0, 0, flagged[:, -1])
+    if direction != "both":
+        flagged[flagged == (-1 if direction == "up" else 1)] = 0
     first = season * s.seasons  # periods before this are history only
     out: list[Anomaly] = []
-    y, times = ser.values, ser.times
+    y, times = np.nan_to_num(y), ser.times
     for i, key in enumerate(ser.keys):
         for a, b, direction in _runs(flagged[i], season // 3):
             if b <= first:

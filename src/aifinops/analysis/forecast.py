@@ -159,8 +159,36 @@ def smape(actual: np.ndarray, pred: np.ndarray) -> np.ndarray:
 def mase(actual: np.ndarray, pred: np.ndarray, history: np.ndarray, season: int) -> np.ndarray:
     """Mean absolute scaled error per row: the forecast's mean absolute error over the in-sample mean absolute
     error of the seasonal naive method (Hyndman & Koehler 2006). Below 1 beats seasonal naive in-sample; NaN when
-    the history has no seasonal variation to scale by."""
+    the history has no seasonal variation to scale by, except a perfect forecast, which scores 0."""
     m = season if history.shape[1] > season else 1
     scale = np.abs(history[:, m:] - history[:, :-m]).mean(axis=1)
     mae = np.abs(actual - pred).mean(axis=1)
-    return np.divide(mae, scale, out=np.full(len(mae), np.nan), where=scale != 0)
+    # a perfect forecast of a series with nothing to scale by (a perfectly periodic one) scores 0, not NaN
+    perfect = mae <= 1e-9 * np.abs(history).mean(axis=1)
+    return np.divide(mae, scale, out=np.where(perfect, 0.0, np.nan), where=scale != 0)
+
+
+def fallback_reasons(y: np.ndarray, season: int, rows: list[int]) -> dict[int, str]:
+    """Why each of ``rows`` (``Forecast.fallback``) got the seasonal naive forecast, by the rule ``forecast``
+    applies: for people reading a forecast, who need to know which series no model saw."""
+    y = np.asarray(y, dtype=float)[rows]
+    n = y.shape[1]
+    if n == 0:
+        return dict.fromkeys(rows, "no data in the history")
+    why = np.select([~y.any(axis=1), np.full(len(rows), n < 2 * season), np.ptp(y, axis=1) == 0],
+                    ["no data in the history", f"history of {n} periods, under two seasons ({2 * season})",
+                     "constant history"], "the model could not fit it")
+    return dict(zip(rows, why.tolist(), strict=True))
+
+
+def nonnegative(fc: Forecast, y: np.ndarray) -> Forecast:
+    """``fc`` with the mean and bounds of every series that never went below zero clipped at zero: spend and
+    usage do not turn negative because a trend or an interval extrapolates past zero (a series with credits in
+    its history keeps its negative values)."""
+    keep = (np.asarray(y, dtype=float).min(axis=1, initial=0.0) >= 0)[:, None]
+
+    def clip(a: np.ndarray) -> np.ndarray:
+        return np.where(keep, np.maximum(a, 0.0), a)
+
+    return Forecast(fc.model, clip(fc.mean), clip(fc.lo80), clip(fc.hi80), clip(fc.lo95), clip(fc.hi95),
+                    clip(fc.baseline), clip(fc.baseline_lo95), clip(fc.baseline_hi95), list(fc.fallback))

@@ -218,9 +218,13 @@ def data_end(con: duckdb.DuckDBPyConnection) -> datetime | None:
 def usage_seen(con: duckdb.DuckDBPyConnection, at: datetime) -> datetime | None:
     """Where the usage known at ``at`` ends: the latest end of a usage-based charge starting by ``at``. A daily
     charge starting at 00:00 is the whole day's, so at 10:00 that day is known to its end; hourly data ending at
-    noon leaves the afternoon to forecast. Fees are left out: a monthly fee spans the month it is for."""
-    return con.execute('SELECT max("ChargePeriodEnd") FROM focus_charges WHERE "ChargePeriodStart" <= $at AND '
-                       "coalesce(\"ChargeFrequency\", 'Usage-Based') = 'Usage-Based'", {"at": at}).fetchall()[0][0]
+    noon leaves the afternoon to forecast. Fees are left out (a monthly fee spans the month it is for), and a
+    usage charge counts for at most its first day, so one provider billing usage by the month does not make the
+    rest of the month look known."""
+    return con.execute(
+        'SELECT max(least("ChargePeriodEnd", "ChargePeriodStart" + INTERVAL 1 DAY)) FROM focus_charges '
+        """WHERE "ChargePeriodStart" <= $at AND coalesce("ChargeFrequency", 'Usage-Based') = 'Usage-Based'""",
+        {"at": at}).fetchall()[0][0]
 
 
 def status(con: duckdb.DuckDBPyConnection, settings: Settings, at: datetime | None = None,

@@ -66,7 +66,8 @@ def scan(con: duckdb.DuckDBPyConnection, sc: AnomalyScan, settings: Settings, wi
     rules = load_rules(settings.layers_file)
     w = window if isinstance(window, Window) else parse_window(window, metric(con, sc.metric, settings, rules).end())
     found = anomalies(con, w, sc.by, sc.grain, sc.child, s or thresholds(settings), rules, metric_name=sc.metric,
-                      settings=settings, feedback=recorded.feedback_rows(con, sc.metric, sc.by))
+                      settings=settings, feedback=recorded.feedback_rows(con, sc.metric, sc.by),
+                      direction=sc.direction)
     if record:
         recorded.record(con, found, (sc.metric, sc.by, sc.grain), now or _now(), settings.alerts.owners)
         status = {r["anomaly_id"]: r["status"] for r in recorded.listing(con, everything=True)}

@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from ...analysis.anomalies import Anomaly, Settings, money
+from ...analysis.costs import DimensionError
 from ...analysis.series import metrics
 from ...analysis.windows import parse_until, parse_window
 from ...config import AnomalyScan
@@ -62,6 +64,8 @@ def anomalies_cmd(
     child: Annotated[str | None, typer.Option(help="Root causes by this finer dimension (e.g. SkuId).")] = None,
     window: Annotated[str, typer.Option(help="Where anomalies are reported: 30d, 2026-10, START..END.")] = "30d",
     grain: Annotated[str, typer.Option(help="day (weekly seasonality) or hour (daily seasonality).")] = "day",
+    direction: Annotated[str, typer.Option(help="up (increases, as AWS Cost Anomaly Detection), down or both.")]
+    = "up",
     min_impact: Annotated[float | None, typer.Option(help="Smallest $ impact that alerts.")] = None,
     min_change: Annotated[float | None, typer.Option(help="Smallest relative change that alerts (0.2 = 20%).")]
     = None,
@@ -78,7 +82,11 @@ def anomalies_cmd(
     cfg = state.settings.anomalies
     s = Settings(cfg.seasons, cfg.z, cfg.min_impact if min_impact is None else min_impact,
                  cfg.min_change if min_change is None else min_change)
-    scans = cfg.scans if configured else [AnomalyScan(metric=metric_name, by=by, child=child, grain=grain)]
+    try:
+        scans = cfg.scans if configured else [AnomalyScan.model_validate(
+            {"metric": metric_name, "by": by, "child": child, "grain": grain, "direction": direction})]
+    except ValidationError as exc:
+        raise DimensionError("; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from None
     rows: list[dict[str, Any]] = []
     with open_store(read_only=no_record) as store:
         for sc in scans:
