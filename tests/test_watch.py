@@ -130,3 +130,19 @@ def test_watch_sees_spans_that_came_through_the_otlp_receiver(tmp_path: Path, ht
     [req] = http.requests
     assert req.json["subject"].startswith("Tokens anomaly: service=chat-api +")
     assert json.loads(req.body)["details"]["unit"] == "tokens"
+
+
+def test_a_budget_crossing_alerts_once_while_an_anomaly_updates_as_it_grows(store: Store, http: HttpRecorder) -> None:
+    from aifinops.config import AlertSettings
+    from aifinops.governance.alerts import Alert, notify
+
+    settings = AlertSettings.model_validate({"channels": {"hook": {"type": "webhook", "url": http.url}}})
+
+    def alert(kind: str, impact: float) -> Alert:
+        return Alert(f"{kind}:x", kind, f"{kind} x", None, "high", impact, "aifinops", ["hook"], {})
+
+    assert notify(store.con, [alert("budget", 100.0), alert("anomaly", 100.0)], settings, NOW).sent == 2
+    later = notify(store.con, [alert("budget", 1000.0), alert("anomaly", 1000.0)], settings, NOW)
+    assert (later.sent, later.updated) == (0, 1)
+    assert [r.json["event"] for r in http.requests] == ["new", "new", "update"]
+    assert http.requests[-1].json["key"] == "anomaly:x"

@@ -427,7 +427,10 @@ def yaml_lines(text: str) -> dict[tuple[Any, ...], int]:
 
 def where_in_yaml(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> str:
     """``line N: `` of the deepest part of ``loc`` the file has (pydantic adds model names to some paths)."""
-    path = tuple(p for p in loc if not (isinstance(p, str) and p[:1].isupper() and p not in lines))
+    path: tuple[Any, ...] = ()
+    for p in loc:
+        if (*path, p) in lines or not (isinstance(p, str) and p[:1].isupper()):
+            path = (*path, p)
     for n in range(len(path), 0, -1):
         if path[:n] in lines:
             return f"line {lines[path[:n]]}: "

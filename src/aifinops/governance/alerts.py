@@ -144,7 +144,8 @@ SELECT t.alert_key, t.channel, t.kind, t.subject, t.owner, t.severity, t.impact_
          WHEN t.resolved_at IS NOT NULL THEN NULL
          WHEN s.next_attempt_at > $now THEN NULL
          WHEN coalesce(s.state, 'pending') <> 'sent' THEN CASE WHEN s.sent_at IS NULL THEN 'new' ELSE 'update' END
-         WHEN abs(t.impact_cost) > abs(s.sent_impact)
+         -- a budget crossing is news once: its spend grows every day after it, which is not
+         WHEN t.kind = 'anomaly' AND abs(t.impact_cost) > abs(s.sent_impact)
               AND abs(t.impact_cost) - abs(s.sent_impact) >= $growth * abs(s.sent_impact) THEN 'update'
        END AS event
 FROM targets t LEFT JOIN alert_sends s USING (alert_key, channel)

@@ -9,10 +9,11 @@ For one budget and the period holding ``at`` (calendar month, quarter or year in
   Budgets counts them too). Credits (negative costs) lower it.
 - **forecast at period end** = spent + the forecast of the *usage-based* daily cost over the rest of the period
   (``analysis.forecast``, model ``auto``, weekly season, up to 120 days of history before the first forecast
-  day), with 80% and 95% intervals (the days' half-widths added, as ``Forecast.total`` does). Recurring fees
-  expected later in the period are **not** forecast: a fee is a date on a contract, not a trend of use, and it
-  enters spent when it is billed. A day only partly observed (hourly data ending at noon) gets the forecast of
-  its unobserved share. Once the period is over the forecast is spent, with an interval of zero width.
+  day; clipped at zero unless the history has credits), with 80% and 95% intervals (the days' half-widths
+  added, as ``Forecast.total`` does). Recurring fees expected later in the period are **not** forecast: a fee
+  is a date on a contract, not a trend of use, and it enters spent when it is billed. A day only partly observed
+  (hourly data ending at noon) gets the forecast of its unobserved share. Once the period is over the forecast
+  is spent, with an interval of zero width.
 - **projected exhaustion** = the first day on which spent plus the forecast day by day reaches the amount; when
   spend has already reached it, the day it did; None when neither happens within the period.
 - **thresholds** (percentages of the amount): an actual threshold is *crossed* when spent has reached it (on the
@@ -40,7 +41,7 @@ import numpy as np
 
 from ..analysis import series as series_mod
 from ..analysis.costs import Dimension, dimension_value, in_window
-from ..analysis.forecast import forecast
+from ..analysis.forecast import forecast, nonnegative
 from ..analysis.layers import LayerRule, load_rules
 from ..analysis.windows import Window, parse_window
 from ..config import BudgetSettings, Settings
@@ -99,6 +100,11 @@ class BudgetStatus:
     def percent(self) -> float:
         """Spent as a percentage of the amount."""
         return float(self.spent / self.amount * 100)
+
+    @property
+    def over(self) -> bool:
+        """Whether any threshold alerts: spend reached an actual one, or the forecast mean reaches a forecast one."""
+        return any(t.alerts for t in self.thresholds)
 
 
 def period_of(budget: BudgetSettings, at: datetime) -> tuple[Window, str]:
@@ -167,7 +173,7 @@ def _rest(m: series_mod.Metric, scope: dict[str, list[str]], seen: datetime,
     zero = np.zeros(horizon)
     if not y.size:
         return days, weight, {k: zero for k in ("mean", "lo80", "hi80", "lo95", "hi95")}, "none", 0
-    fc = forecast(y[None, :], SEASON, horizon, MODEL)
+    fc = nonnegative(forecast(y[None, :], SEASON, horizon, MODEL), y[None, :])  # spend does not turn negative
     steps = {"mean": fc.mean[0], "lo80": fc.lo80[0], "hi80": fc.hi80[0], "lo95": fc.lo95[0], "hi95": fc.hi95[0]}
     return days, weight, steps, "seasonal naive" if fc.fallback else "mstl", int(y.size)
 

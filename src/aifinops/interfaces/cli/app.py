@@ -26,6 +26,7 @@ from ...store.ingest import IngestError, ingest
 from .agent import register as _register_agent
 from .alerts import register as _register_alerts
 from .anomalies import register as _register_anomalies
+from .budgets import register as _register_budgets
 from .collect import register as _register_collect
 from .collect_mlflow import register as _register_collect_mlflow
 from .common import RichProgress, check_format, friendly, open_store, print_batch, state
@@ -68,6 +69,7 @@ _register_recommend(app)
 _register_anomalies(app)
 _register_watch(app)
 _register_alerts(app)
+_register_budgets(app)
 
 
 @app.command()
