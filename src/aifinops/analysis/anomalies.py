@@ -51,7 +51,7 @@ import numpy as np
 from ..config import Settings as AppSettings
 from .costs import DimensionError
 from .layers import LayerRule
-from .series import GRAINS, Series, align, load, metric
+from .series import GRAINS, Series, align, load, load_children, metric
 from .windows import Window
 
 #: feedback kinds and their codes in the detector's mask
@@ -253,17 +253,17 @@ def anomalies(con: duckdb.DuckDBPyConnection, window: Window, dim: str, grain: s
                                exp, float(lower[i, a:b].sum()), float(upper[i, a:b].sum()), impact,
                                "up" if direction > 0 else "down", _severity(cost, pct, s), metric=m.name,
                                grain=grain, unit=m.unit, impact_cost=cost))
-    if child:
+    if child and out:
+        children = load_children(m, ser.dimension, child, history, grain, sorted({a.series for a in out}))
         for an in out:
-            an.root_causes = root_causes(m, history, an, child, s)
+            an.root_causes = root_causes(children.get(an.series), an, child, s)
     return sorted(out, key=lambda x: -abs(x.impact_cost))
 
 
-def root_causes(m: Any, history: Window, an: Anomaly, child: str, s: Settings, top: int = 5) -> list[dict[str, Any]]:
-    """The child values that explain an anomaly: each child series of the anomalous series, with the same
-    baseline, and its impact over the anomaly's periods as a share of the anomaly's impact."""
-    ser = load(m, child, history, an.grain, where={an.dimension: [an.series]})
-    if not ser.keys:
+def root_causes(ser: Series | None, an: Anomaly, child: str, s: Settings, top: int = 5) -> list[dict[str, Any]]:
+    """The child values that explain an anomaly: each child series of the anomalous series (``ser``), with the
+    same baseline, and its impact over the anomaly's periods as a share of the anomaly's impact."""
+    if ser is None or not ser.keys:
         return []
     season = GRAINS[an.grain][1]
     expected, _, _, _ = detect(ser.values, season, Settings(s.seasons, s.z, 0.0, 0.0, s.min_relative_scale))

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..config import Settings
 from ..model.checks import sql_str
@@ -263,11 +264,29 @@ def load(m: Metric, dim: str, window: Window, grain: str = "day",
     if len(dims) > 1:
         raise DimensionError(f"one dimension per series, not {dim!r}")
     window = align(window, grain)
-    step = GRAINS[grain][0]
     frame = m.frame([d.spec for d in dims], window, grain, where or {})
+    return _matrix(m, dim or "total", window, grain, frame, "k0" if dims else None)
+
+
+def load_children(m: Metric, dim: str, child: str, window: Window, grain: str,
+                  parents: list[str]) -> dict[str, Series]:
+    """The series of ``m`` by ``child`` under each of ``parents`` (values of ``dim``), in one query: what root
+    causes read for every anomaly of a scan at once."""
+    window = align(window, grain)
+    frame = m.frame([dim, child], window, grain, {dim: parents})
+    out = {}
+    parent_col = frame.column("k0")
+    for p in sorted(set(parent_col.to_pylist())):
+        out[p] = _matrix(m, child, window, grain, frame.filter(pc.equal(parent_col, p)), "k1")
+    return out
+
+
+def _matrix(m: Metric, dim: str, window: Window, grain: str, frame: pa.Table, key: str | None) -> Series:
+    """keys x periods matrices from a frame of (period, key, value, cost) rows, one per (key, period)."""
+    step = GRAINS[grain][0]
     n = max(int((window.end - window.start) / step), 0)
     times = [window.start + i * step for i in range(n)]
-    keys_col = frame.column("k0").to_pylist() if dims else ["total"] * frame.num_rows
+    keys_col = frame.column(key).to_pylist() if key else ["total"] * frame.num_rows
     keys = sorted(set(keys_col))
     values, cost = np.zeros((len(keys), n)), np.zeros((len(keys), n))
     if frame.num_rows:
@@ -281,4 +300,4 @@ def load(m: Metric, dim: str, window: Window, grain: str = "day",
                                                              .astype(float))[ok])
         np.add.at(cost, (rows[ok], col[ok]), np.nan_to_num(frame.column("cost").to_numpy(zero_copy_only=False)
                                                            .astype(float))[ok])
-    return Series(m.name, dim or "total", grain, m.unit, keys, times, values, cost)
+    return Series(m.name, dim, grain, m.unit, keys, times, values, cost)
