@@ -48,7 +48,7 @@ from ..store import findings as findings_store
 from ..store.connection import Store
 from ..store.ingest import BatchResult, ingest
 from ..waste.engine import data_extent
-from . import bundled_sample
+from . import alerting, bundled_sample
 from .gpu_fleet import AZUREML_MAPPING, write_gpu_fleet
 from .llm_usage import LLM_DAYS, ROLLUP_MAPPING, SELF_HOSTED, write_llm_usage
 from .synthetic import build_scenario, write_bill
@@ -149,6 +149,8 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
             if paths:  # a short history plants nothing
                 _say(step, ingest(store, sources.get(kind)(**options), list(paths)))
         waste_section, waste_facts = _waste_section(store, settings)
+        watched = alerting.settings_for(settings)
+        anomaly_section, anomaly_facts = alerting.anomaly_section(store, watched)
 
         t = store.ibis().table("focus_charges")
         rules = load_rules(settings.layers_file)
@@ -180,6 +182,8 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
                 "nodes cost; share = idleCost / gpuCost.")),
         ]
         llm_sections, llm_facts = _llm_sections(store, parse_window(LLM_WINDOW, end), settings, rules)
+        budget_section, budget_facts = alerting.budget_section(store, watched, end)
+        alert_sections = [anomaly_section, budget_section]
         sections = [
             Section("Spend by provider", q(costs_mod.cost_by(ai, by("ProviderName"), window)),
                     ("ProviderName", "cost")),
@@ -199,6 +203,7 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
             *gpu_sections,
             *llm_sections,
             waste_section,
+            *alert_sections,
             Section("FOCUS sample (real data, Sep 2024): spend by provider and layer",
                     q(costs_mod.cost_by(t.filter(t._batch_id == sample.batch_id), by("ProviderName,layer"),
                                         parse_window("all", None), rules=rules))),
@@ -216,9 +221,12 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
             "idle GPU share": f"{float(gpu_idle / gpu_total):.0%}" if gpu_total else "n/a",
             **llm_facts,
             **waste_facts,
+            **anomaly_facts,
+            **budget_facts,
             "charges in store": f"{store.con.execute('SELECT count(*) FROM focus_charges').fetchone()[0]:,}",
         }
-    for s in [*sections[:3], *sections[5:8], *gpu_sections[1:], *llm_sections, waste_section]:
+    config = alerting.write_config(out)
+    for s in [*sections[:3], *sections[5:8], *gpu_sections[1:], *llm_sections, waste_section, *alert_sections]:
         console.rule(f"[bold]{s.title}")
         hidden = CONSOLE_HIDDEN if any(s is x for x in llm_sections) else \
             ("recommendation",) if s is waste_section else ()
@@ -241,6 +249,9 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
                   f"     aifinops --db {db} unit-costs --reconcile\n"
                   f"     aifinops --db {db} prices show gpt-4.1 --provider azure\n"
                   f"     aifinops --db {db} recommend --window {WASTE_WINDOW}\n"
+                  f"     aifinops --config {config} anomalies list\n"
+                  f"     aifinops --config {config} budgets status --at {alerting.budget_day(end)}\n"
+                  f"     aifinops --config {config} watch --once\n"
                   f"     aifinops --db {db} batches")
     return html
 
