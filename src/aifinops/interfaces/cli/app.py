@@ -30,6 +30,7 @@ from .budgets import register as _register_budgets
 from .collect import register as _register_collect
 from .collect_mlflow import register as _register_collect_mlflow
 from .common import RichProgress, check_format, friendly, open_store, print_batch, state
+from .forecast import register as _register_forecast
 from .gpu import register as _register_gpu
 from .output import console, err_console, render
 from .prices import register as _register_prices
@@ -70,6 +71,7 @@ _register_anomalies(app)
 _register_watch(app)
 _register_alerts(app)
 _register_budgets(app)
+_register_forecast(app)
 
 
 @app.command()
