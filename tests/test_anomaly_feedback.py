@@ -167,3 +167,16 @@ def test_an_expected_one_off_leaves_the_baseline_where_it_was() -> None:
     fb[0, 44] = FEEDBACK["expected"]
     expected, _, _, flagged = detect(y, 7, Settings(), feedback=fb)
     assert not flagged.any() and expected[0, 45] == 100.0 and expected[0, 51] == 100.0
+
+
+def test_despike_removes_one_off_spikes_and_keeps_level_shifts_and_a_change_at_the_end() -> None:
+    from aifinops.analysis.anomalies import despike
+
+    y = np.full((3, 70), 100.0)
+    y[0, 40] = 3000.0  # a one-off: replaced by its expected value
+    y[1, 35:] = 200.0  # a level shift: kept
+    y[2, 68:] = 500.0  # still going at the end: kept (it may be a new level)
+    out = despike(y, 7)
+    assert out[0, 40] == 100.0 and (out[0, :40] == 100.0).all()
+    assert (out[1, 35:] == 200.0).all()
+    assert (out[2, 68:] == 500.0).all()

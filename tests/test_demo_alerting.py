@@ -63,7 +63,8 @@ def test_the_story_events_are_found_with_their_root_causes(demo: Demo) -> None:
 
 def test_the_summary_shows_anomalies_and_budgets_with_a_checked_forecast(demo: Demo) -> None:
     assert "Largest anomalies (last 60d)" in demo.console and "Budgets as of 2026-10-21" in demo.console
-    assert "Largest anomalies" in demo.html and "actualAtPeriodEnd" in demo.html
+    assert "Largest anomalies" in demo.html and "actualSpend" in demo.html
+    assert "Forecast for 2026-11 by cost layer" in demo.html and "forecast 2026-11" in demo.html
     assert "budgets forecast over" in demo.html and "genai-apps" in demo.html
 
 

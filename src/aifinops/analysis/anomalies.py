@@ -101,6 +101,20 @@ class Anomaly:
         return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
+def despike(y: np.ndarray, season: int, s: Settings | None = None) -> np.ndarray:
+    """``y`` with its one-off spikes replaced by their expected values, level shifts kept: the history a forecast
+    should fit (one 30x egress day would otherwise widen every interval of the month ahead). Any change of 20%
+    or more outside the bounds counts, whatever its dollars. A change still going on at the end is kept: it may be
+    the start of a new level, which only the next periods can tell."""
+    flagged, clean = _detect(y, season, s or Settings(min_impact=0.0))[3:]
+    for i in np.flatnonzero(flagged[:, -1] != 0) if y.shape[1] else []:
+        a = y.shape[1] - 1
+        while a > 0 and flagged[i, a - 1] != 0:
+            a -= 1
+        clean[i, a:] = y[i, a:]
+    return np.where(np.isnan(y), y, clean)
+
+
 def detect(y: np.ndarray, season: int, s: Settings | None = None, *, feedback: np.ndarray | None = None,
            unit_cost: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """(expected, lower, upper, flagged) for a series x periods matrix; see the module docstring. Periods with
@@ -108,7 +122,12 @@ def detect(y: np.ndarray, season: int, s: Settings | None = None, *, feedback: n
     (before a series existed): it is never flagged and never counts as history. ``feedback`` is a same-shape matrix
     of ``FEEDBACK`` codes (0: none); ``unit_cost`` the dollars per unit of each series (impacts are compared with
     ``min_impact`` in dollars; 0: in units)."""
-    s = s or Settings()
+    return _detect(y, season, s or Settings(), feedback, unit_cost)[:4]
+
+
+def _detect(y: np.ndarray, season: int, s: Settings, feedback: np.ndarray | None = None,
+            unit_cost: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """detect()'s loop; also returns the history it learnt from (spikes out, level shifts in)."""
     n_series, n = y.shape
     clean = y.astype(float).copy()
     expected = np.full(y.shape, np.nan)
@@ -163,7 +182,7 @@ def detect(y: np.ndarray, season: int, s: Settings | None = None, *, feedback: n
             ok = ~np.isnan(expected[i, a:t + 1])
             if ok.any():
                 pending[i] = float(np.mean(y[i, a:t + 1][ok] - expected[i, a:t + 1][ok]))
-    return expected, lower, upper, flagged
+    return expected, lower, upper, flagged, clean
 
 
 def _runs(flags: np.ndarray, gap: int) -> list[tuple[int, int, int]]:

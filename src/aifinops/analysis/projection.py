@@ -10,6 +10,8 @@ shows it; scenarios (``analysis/scenarios.py``) change its rest.
 - **The period holding the data's end** is partly actual: its actual counts in ``actual``, and its forecast
   counts for the share of it after the data's end (``ahead``), so nothing is counted twice or left out.
 - A series that never went below zero is forecast not below zero (``forecast.nonnegative``).
+- **One-off spikes are taken out of the history** before the fit (``anomalies.despike``: replaced by their
+  expected values; level shifts stay): one 30x egress day would otherwise widen every interval ahead.
 - **Totals** add the periods' means and their bounds, which is adding the interval half-widths (the module
   docstring of ``forecast`` argues why); the total over series adds the series' the same way. With whole periods
   ahead this is ``Forecast.total``.
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .anomalies import despike
 from .costs import DimensionError
 from .forecast import MODELS, Forecast, ForecastError, fallback_reasons, forecast, nonnegative
 from .series import GRAINS, Metric, Series, align, load
@@ -189,7 +192,7 @@ def project(m: Metric, dim: str, to: str = "month", history: str = "120d", grain
     steps = [cut + i * step for i in range(horizon)]
     ahead = np.ones(horizon)
     ahead[0] = (cut + step - end) / step
-    fc = nonnegative(forecast(y, season, horizon, model), y)
+    fc = nonnegative(forecast(despike(y, season), season, horizon, model), y)
     start = s.times[int(h_cols[0])] if h_cols.size else cut
     return Projection(s.metric, s.dimension, grain, s.unit, model, period, end, Window(start, cut), s.keys, actual,
                       steps, ahead, Band.of(fc, ahead), fc.baseline * ahead[None, :],

@@ -17,6 +17,9 @@ from typing import Any
 
 import yaml
 
+from ..analysis.layers import load_rules
+from ..analysis.projection import project
+from ..analysis.series import metric
 from ..config import Settings
 from ..governance import budgets as budgets_mod
 from ..governance.watch import scan
@@ -106,22 +109,49 @@ def budget_section(store: Store, settings: Settings, data_end: datetime) -> tupl
         f = b.forecast
         crossed = [f"{t.basis} {t.pct:g}%: {t.state}" for t in b.thresholds if t.state != "ok"]
         rows.append({"budget": b.name, "period": b.label, "amount": b.amount,
-                     "spentSoFar": b.spent.quantize(Decimal("0.01")),
-                     "forecast": Decimal(repr(f["mean"])).quantize(Decimal("0.01")),
+                     "spendSoFar": b.spent.quantize(Decimal("0.01")),
+                     "forecastSpend": Decimal(repr(f["mean"])).quantize(Decimal("0.01")),
                      "forecast95": f"{f['lo95']:,.0f}..{f['hi95']:,.0f}",
-                     "actualAtPeriodEnd": actual[b.name].quantize(Decimal("0.01")),
+                     "actualSpend": actual[b.name].quantize(Decimal("0.01")),
                      "exhaustion": b.exhaustion, "thresholds": "; ".join(crossed) or "ok"})
     inside = sum(1 for r in rows if _within(r))
-    section = Section(f"Budgets as of {at:%Y-%m-%d} (forecast to period end)", rows, ("budget", "forecast"), note=(
+    section = Section(f"Budgets as of {at:%Y-%m-%d} (forecast to period end)", rows, ("budget", "forecastSpend"), note=(
         f"Budgets of aifinops.yaml (one per team, and the AI-services layer), as `aifinops budgets status --at "
         f"{at:%Y-%m-%d}` reports them: spent so far, the forecast at the period's end (spent + MSTL forecast of "
         f"the usage-based days left, 95% interval), the projected exhaustion date and each threshold's state; "
-        f"actualAtPeriodEnd is what the month came to. The actual total is inside the 95% interval for {inside} of "
+        f"actualSpend is what the month came to. The actual total is inside the 95% interval for {inside} of "
         f"{len(rows)} budgets."))
     over = [r["budget"] for r in rows if "forecast 100%: forecast to cross" in r["thresholds"]
             or "actual 100%: crossed" in r["thresholds"]]
     return section, {"budgets forecast over": ", ".join(over) or "none",
                      "budget forecasts inside 95%": f"{inside} of {len(rows)}"}
+
+
+def forecast_section(store: Store, settings: Settings) -> tuple[Section, dict[str, str]]:
+    """Next month's spend by cost layer: MSTL's total with its 80/95% intervals beside seasonal naive's."""
+    m = metric(store.con, "cost", settings, load_rules(settings.layers_file))
+    p = project(m, "layer")
+    t = p.totals()
+    usd = Decimal("0.01")
+
+    def money(v: float) -> Decimal:
+        return Decimal(repr(float(v))).quantize(usd)
+
+    rows = [{"layer": k, "forecastCost": money(t["total_mean"][i]),
+             "interval80": f"{t['total_lo80'][i]:,.0f}..{t['total_hi80'][i]:,.0f}",
+             "interval95": f"{t['total_lo95'][i]:,.0f}..{t['total_hi95'][i]:,.0f}",
+             "seasonalNaiveCost": money(t["naive"][i]), "model": "seasonal naive" if i in p.fallback else "MSTL"}
+            for i, k in sorted(enumerate(p.keys), key=lambda x: -t["total_mean"][x[0]])]
+    total = float(t["total_mean"].sum())
+    label = f"{p.period.start:%Y-%m}"
+    section = Section(f"Forecast for {label} by cost layer", rows, ("layer", "forecastCost"), note=(
+        f"`aifinops forecast --by layer`: each layer's usage-based daily spend over the last {p.history.days:.0f} "
+        "days, forecast to the end of the month by statsforecast's MSTL (the weekly season by STL, AutoETS on the "
+        "rest), with 80% and 95% intervals, beside the seasonal naive forecast (the last week repeated). Wide "
+        "intervals are honest: GPU compute steps between levels as training runs start and stop, and the egress "
+        "export is in data-movement's history. aifinops forecast backtest says where the model beats the "
+        "baseline; --scenario examples/scenarios.yaml adds growth, a launch or a training run."))
+    return section, {f"forecast {label}": f"${total:,.0f}"}
 
 
 def budget_day(data_end: datetime) -> str:
@@ -131,5 +161,5 @@ def budget_day(data_end: datetime) -> str:
 
 def _within(r: dict[str, Any]) -> bool:
     lo, hi = (float(x.replace(",", "")) for x in r["forecast95"].split(".."))
-    return lo <= float(r["actualAtPeriodEnd"]) <= hi
+    return lo <= float(r["actualSpend"]) <= hi
 

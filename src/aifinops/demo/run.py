@@ -183,7 +183,8 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
         ]
         llm_sections, llm_facts = _llm_sections(store, parse_window(LLM_WINDOW, end), settings, rules)
         budget_section, budget_facts = alerting.budget_section(store, watched, end)
-        alert_sections = [anomaly_section, budget_section]
+        forecast_section, forecast_facts = alerting.forecast_section(store, watched)
+        alert_sections = [anomaly_section, budget_section, forecast_section]
         sections = [
             Section("Spend by provider", q(costs_mod.cost_by(ai, by("ProviderName"), window)),
                     ("ProviderName", "cost")),
@@ -223,6 +224,7 @@ def run_demo(out: Path, seed: int = 7, settings: Settings | None = None, days: i
             **waste_facts,
             **anomaly_facts,
             **budget_facts,
+            **forecast_facts,
             "charges in store": f"{store.con.execute('SELECT count(*) FROM focus_charges').fetchone()[0]:,}",
         }
     config = alerting.write_config(out)
