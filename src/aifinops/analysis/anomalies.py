@@ -12,9 +12,9 @@ grain:
    later baselines read, so a spike does not raise next week's expectation. A change that holds for more than
    half of a season is a level shift, not a spike: the season's actual values go back into the history, and
    the baseline re-learns the new level within ``seasons`` seasons (the anomaly then ends).
-3. **Bounds** = expected +- ``z`` x scale, scale = 1.4826 x the median absolute deviation of the series' last
-   ``seasons`` seasons of residuals (a robust standard deviation), at least ``min_relative_scale`` of the
-   expected value.
+3. **Bounds** = expected +- ``z`` x scale, scale = 1.4826 x the median absolute deviation of ``seasons`` seasons
+   of residuals before the last season (a robust standard deviation; the last season is left out so that a ramp
+   or a change in progress never widens its own bounds), at least ``min_relative_scale`` of the expected value.
 4. A period is **anomalous** when it is outside the bounds *and* its impact (actual - expected) is at least
    ``min_impact`` dollars *and* ``min_change`` of the expected value: noise on a tiny series never alerts. A usage
    metric's impact is priced at the series' own dollars per unit over the history (a series without any cost:
@@ -152,7 +152,8 @@ def _detect(y: np.ndarray, season: int, s: Settings, feedback: np.ndarray | None
                 clean[i, :run_start[i]] += pending[i]
                 e[i] = np.nanmedian(clean[i, lags])
             pending[i] = 0.0
-        past = residual[:, max(0, t - s.seasons * season):t]
+        # the residuals of the seasons before the last one: a change in progress never widens its own bounds
+        past = residual[:, max(0, t - (s.seasons + 1) * season):max(0, t - season)]
         mad = np.full(n_series, np.nan)
         seen = ~np.isnan(past).all(axis=1) if past.shape[1] else np.zeros(n_series, bool)
         if seen.any():
