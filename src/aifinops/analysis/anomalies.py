@@ -275,18 +275,20 @@ def anomalies(con: duckdb.DuckDBPyConnection, window: Window, dim: str, grain: s
                                grain=grain, unit=m.unit, impact_cost=cost))
     if child and out:
         children = load_children(m, ser.dimension, child, history, grain, sorted({a.series for a in out}))
+        quiet = Settings(s.seasons, s.z, 0.0, 0.0, s.min_relative_scale)  # every child's baseline, whatever its size
+        baselines = {k: detect(c.values, season, quiet)[0] for k, c in children.items() if c.keys}
         for an in out:
-            an.root_causes = root_causes(children.get(an.series), an, child, s)
+            an.root_causes = root_causes(children.get(an.series), baselines.get(an.series), an, child)
     return sorted(out, key=lambda x: -abs(x.impact_cost))
 
 
-def root_causes(ser: Series | None, an: Anomaly, child: str, s: Settings, top: int = 5) -> list[dict[str, Any]]:
-    """The child values that explain an anomaly: each child series of the anomalous series (``ser``), with the
-    same baseline, and its impact over the anomaly's periods as a share of the anomaly's impact."""
-    if ser is None or not ser.keys:
+def root_causes(ser: Series | None, expected: np.ndarray | None, an: Anomaly, child: str,
+                top: int = 5) -> list[dict[str, Any]]:
+    """The child values that explain an anomaly: each child series of the anomalous series (``ser``, with its
+    ``expected`` values from the same baseline), and its impact over the anomaly's periods as a share of the
+    anomaly's impact."""
+    if ser is None or expected is None or not ser.keys:
         return []
-    season = GRAINS[an.grain][1]
-    expected, _, _, _ = detect(ser.values, season, Settings(s.seasons, s.z, 0.0, 0.0, s.min_relative_scale))
     a = ser.times.index(an.start)
     b = a + an.periods
     y = ser.values
