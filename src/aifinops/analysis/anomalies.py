@@ -274,27 +274,31 @@ def anomalies(con: duckdb.DuckDBPyConnection, window: Window, dim: str, grain: s
                                "up" if direction > 0 else "down", _severity(cost, pct, s), metric=m.name,
                                grain=grain, unit=m.unit, impact_cost=cost))
     if child and out:
-        children = load_children(m, ser.dimension, child, history, grain, sorted({a.series for a in out}))
+        kids, parent_of, child_of = load_children(m, ser.dimension, child, history, grain,
+                                                  sorted({a.series for a in out}))
         quiet = Settings(s.seasons, s.z, 0.0, 0.0, s.min_relative_scale)  # every child's baseline, whatever its size
-        baselines = {k: detect(c.values, season, quiet)[0] for k, c in children.items() if c.keys}
+        baseline = detect(kids.values, season, quiet)[0]  # all children of all anomalous series at once
+        rows: dict[str, list[int]] = {}
+        for i, parent in enumerate(parent_of):
+            rows.setdefault(parent, []).append(i)
         for an in out:
-            an.root_causes = root_causes(children.get(an.series), baselines.get(an.series), an, child)
+            idx = np.array(rows.get(an.series, []), dtype=int)
+            an.root_causes = root_causes(kids.values[idx], baseline[idx], [child_of[i] for i in idx],
+                                         kids.times.index(an.start), an, child)
     return sorted(out, key=lambda x: -abs(x.impact_cost))
 
 
-def root_causes(ser: Series | None, expected: np.ndarray | None, an: Anomaly, child: str,
+def root_causes(y: np.ndarray, expected: np.ndarray, values: list[str], a: int, an: Anomaly, child: str,
                 top: int = 5) -> list[dict[str, Any]]:
-    """The child values that explain an anomaly: each child series of the anomalous series (``ser``, with its
-    ``expected`` values from the same baseline), and its impact over the anomaly's periods as a share of the
-    anomaly's impact."""
-    if ser is None or expected is None or not ser.keys:
+    """The child values that explain an anomaly: each child series (rows of ``y``, named ``values``, with their
+    ``expected`` values from the same baseline) of the anomalous series, and its impact over the anomaly's
+    periods (from column ``a``) as a share of the anomaly's impact."""
+    if not values:
         return []
-    a = ser.times.index(an.start)
     b = a + an.periods
-    y = ser.values
     impact = y[:, a:b].sum(axis=1) - np.nan_to_num(expected[:, a:b]).sum(axis=1)
     order = np.argsort(-np.sign(an.impact) * impact)[:top]
-    return [{"dimension": child, "value": ser.keys[k], "actual": float(y[k, a:b].sum()),
+    return [{"dimension": child, "value": values[k], "actual": float(y[k, a:b].sum()),
              "expected": float(np.nan_to_num(expected[k, a:b]).sum()), "impact": float(impact[k]),
              "contribution": float(impact[k] / an.impact) if an.impact else None}
             for k in order if np.sign(impact[k]) == np.sign(an.impact) and impact[k] != 0]

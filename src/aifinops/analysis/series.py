@@ -269,16 +269,17 @@ def load(m: Metric, dim: str, window: Window, grain: str = "day",
 
 
 def load_children(m: Metric, dim: str, child: str, window: Window, grain: str,
-                  parents: list[str]) -> dict[str, Series]:
-    """The series of ``m`` by ``child`` under each of ``parents`` (values of ``dim``), in one query: what root
-    causes read for every anomaly of a scan at once."""
+                  parents: list[str]) -> tuple[Series, list[str], list[str]]:
+    """The series of ``m`` by ``child`` under each of ``parents`` (values of ``dim``), in one query and one
+    matrix: what root causes read for every anomaly of a scan at once. Returns the matrix (one row per parent and
+    child) with each row's parent and child."""
     window = align(window, grain)
     frame = m.frame([dim, child], window, grain, {dim: parents})
-    out = {}
-    parent_col = frame.column("k0")
-    for p in sorted(set(parent_col.to_pylist())):
-        out[p] = _matrix(m, child, window, grain, frame.filter(pc.equal(parent_col, p)), "k1")
-    return out
+    sep = "\x1f"  # the unit separator: in no dimension value
+    frame = frame.append_column("pair", pc.binary_join_element_wise(frame.column("k0"), frame.column("k1"), sep))
+    ser = _matrix(m, child, window, grain, frame, "pair")
+    split = [k.split(sep, 1) for k in ser.keys]
+    return ser, [a for a, _ in split], [b for _, b in split]
 
 
 def _matrix(m: Metric, dim: str, window: Window, grain: str, frame: pa.Table, key: str | None) -> Series:
