@@ -31,19 +31,31 @@ class Store:
             raise StoreError(f"{self.path}: cannot open the store ({exc})") from None
         # UTC everywhere: naive timestamps in the store mean UTC. The progress bar is drawn by us (Rich)
         # from query_progress(), never printed by DuckDB onto stderr.
-        self.con.execute("SET TimeZone = 'UTC'")
-        self.con.execute("SET enable_progress_bar = true")
-        self.con.execute("SET enable_progress_bar_print = false")
+        self._session(self.con)
         self.con.execute(f"SET memory_limit = '{memory_limit}'")
-        # ibis 12 still writes `x -> ...` lambdas, which DuckDB 2.0 deprecates behind this setting.
-        with suppress(duckdb.Error):  # older DuckDB: the arrow syntax is the only one
-            self.con.execute("SET lambda_syntax = 'ENABLE_SINGLE_ARROW'")
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         if not read_only:
             self.migrate()
         else:
             self._check_version()
+
+    @staticmethod
+    def _session(con: duckdb.DuckDBPyConnection) -> None:
+        """Settings that belong to a connection, not to the database: every cursor needs them too."""
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = true")
+        con.execute("SET enable_progress_bar_print = false")
+        # ibis 12 still writes `x -> ...` lambdas, which DuckDB 2.0 deprecates behind this setting.
+        with suppress(duckdb.Error):  # older DuckDB: the arrow syntax is the only one
+            con.execute("SET lambda_syntax = 'ENABLE_SINGLE_ARROW'")
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """Another connection to the same database (one per thread: a server's requests run side by side, each
+        in its own transaction), with the session settings of this one."""
+        cur = self.con.cursor()
+        self._session(cur)
+        return cur
 
     # -- schema -----------------------------------------------------------------------------------
     def schema_version(self) -> int:

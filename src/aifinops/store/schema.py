@@ -287,4 +287,24 @@ CREATE TABLE alert_deliveries (
     ],
 ))
 
+MIGRATIONS.append((
+    "API tokens",
+    [
+        # A token is shown once, when it is created; the store keeps only its SHA-256 (a token is 32 random bytes,
+        # so a fast hash is enough: there is nothing to guess). A team-scoped token sees its team's detail and only
+        # totals of the others.
+        """
+CREATE TABLE api_tokens (
+  token_id VARCHAR PRIMARY KEY,       -- the public part: shown in listings and logs
+  name VARCHAR,
+  role VARCHAR NOT NULL,              -- viewer | analyst | admin
+  team VARCHAR,                       -- NULL: every team
+  secret_sha256 VARCHAR NOT NULL UNIQUE,
+  created_at TIMESTAMP NOT NULL,
+  last_used_at TIMESTAMP,
+  revoked_at TIMESTAMP
+)""",
+    ],
+))
+
 SCHEMA_VERSION = len(MIGRATIONS)

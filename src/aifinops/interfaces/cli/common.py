@@ -25,12 +25,13 @@ from ...store.connection import Store, StoreError
 from ...store.export import ExportError
 from ...store.findings import FindingError
 from ...store.ingest import BatchResult, IngestError, IngestProgress
+from ...store.tokens import TokenError
 from ...waste.engine import RuleError
 from .output import FORMATS, console, err_console, render
 
 EXPECTED: tuple[type[BaseException], ...] = (
     IngestError, StoreError, ConfigError, WindowError, costs_mod.DimensionError, LayerRuleError, ExportError, KeyError,
-    RuleError, FindingError, AnomalyError, ForecastError)
+    RuleError, FindingError, AnomalyError, ForecastError, TokenError)
 
 
 class State:

@@ -1,0 +1,1 @@
+"""``aifinops serve``: one FastAPI application for the REST API, the dashboard, ``/metrics`` and OTLP."""

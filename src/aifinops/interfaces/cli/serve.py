@@ -1,0 +1,89 @@
+"""``aifinops serve``: the API, the dashboard and /metrics on one port; ``aifinops tokens``: who may use them.
+
+While ``serve`` runs it holds the store (DuckDB lets one process write a file): load data through its upload
+endpoints, or stop it to ingest from the command line.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from ...store import tokens as tokens_store
+from ...store.tokens import ROLES, TokenError
+from .common import check_format, friendly, open_store, state
+from .output import console, render
+
+tokens_app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and the ``tokens`` group to ``app`` (app.py calls this once)."""
+    app.command("serve")(serve)
+    app.add_typer(tokens_app, name="tokens")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@friendly
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers_threads: Annotated[int, typer.Option("--threads", help="Request threads.")] = 40,
+) -> None:
+    """Serve the REST API (OpenAPI at /docs), the dashboard and /metrics over the store."""
+    import anyio
+    import uvicorn
+
+    from ..api.app import create_app
+
+    s = state.settings
+    app = create_app(s.db, s)
+
+    async def main() -> None:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = workers_threads
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+        console.print(f"aifinops serving {s.db} on http://{host}:{port}/ (API docs: /docs); Ctrl-C stops",
+                      highlight=False)
+        await uvicorn.Server(config).serve()
+
+    anyio.run(main)
+
+
+@tokens_app.command("create")
+@friendly
+def create(
+    role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")] = "viewer",
+    team: Annotated[str | None, typer.Option(help="Only this team's detail (others as totals).")] = None,
+    name: Annotated[str | None, typer.Option(help="A name to recognise it by.")] = None,
+) -> None:
+    """Create a token; it is printed once and only its hash is kept."""
+    if role not in ROLES:
+        raise TokenError(f"unknown role {role!r}: use {', '.join(ROLES)}")
+    with open_store() as store:
+        token_id, token = tokens_store.create(store.con, role, team, name, _now())
+    console.print(f"token {token_id} ({role}{', team ' + team if team else ''}); keep it, it is not shown again:",
+                  highlight=False)
+    print(token)
+
+
+@tokens_app.command("list")
+@friendly
+def list_cmd(fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table") -> None:
+    """Every token: id, name, role, team, when created, last used and revoked (never the secret)."""
+    check_format(fmt)
+    with open_store(read_only=True) as store:
+        render(tokens_store.listing(store.con), fmt, title="API tokens")
+
+
+@tokens_app.command("revoke")
+@friendly
+def revoke(token_id: Annotated[str, typer.Argument(help="The token's id (tokens list).")]) -> None:
+    """Revoke a token: requests with it are refused from then on (a running server within 10 s)."""
+    with open_store() as store:
+        tokens_store.revoke(store.con, token_id, _now())
+    console.print(f"token {token_id} revoked")
