@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-gpu bench-inference bench-recommend clean
+.PHONY: demo test lint browser bench bench-gpu bench-inference bench-recommend bench-anomalies bench-anomaly-quality clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,15 @@ $(STAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/aifinops demo
 
-test: $(STAMP)
+# The dashboard's browser tests drive Debian's Chromium (Playwright's own browser download does not work offline):
+# installed here when missing and apt-get can (as root); otherwise those tests say why they skip.
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1 || \
+	  (apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1)) || \
+	  echo "chromium could not be installed: the browser tests will skip"
+
+test: $(STAMP) browser
 	$(BIN)/ruff check src tests bench tools
 	$(BIN)/python -m pytest -q
 
@@ -35,6 +43,12 @@ bench-inference: $(STAMP)
 
 bench-recommend: $(STAMP)
 	$(BIN)/python bench/recommend.py
+
+bench-anomalies: $(STAMP)
+	$(BIN)/python bench/anomalies.py
+
+bench-anomaly-quality: $(STAMP)
+	$(BIN)/python bench/anomaly_quality.py
 
 clean:
 	rm -rf $(VENV) aifinops.duckdb aifinops-demo
