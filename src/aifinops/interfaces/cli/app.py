@@ -7,6 +7,7 @@ only bugs show a traceback.
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -241,11 +242,27 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo store, bill files and HTML summary.")]
     = Path("aifinops-demo"),
     seed: Annotated[int, typer.Option(help="Seed of the synthetic AI company.")] = 7,
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Then serve the dashboard over the store.")]
+    = True,
+    host: Annotated[str, typer.Option(help="Where the dashboard listens.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the dashboard.")] = 8000,
 ) -> None:
-    """Build a store from the bundled FOCUS sample and a synthetic AI company's bill, and answer questions."""
+    """Build a store from the bundled FOCUS sample and a synthetic AI company's bill, answer questions, and serve
+    the dashboard over it (a read-only token in the printed link)."""
     from ...demo.run import run_demo
+    from .serve import _store, run_server
 
     run_demo(out, seed=seed, settings=state.settings)
+    if not serve:
+        return
+    settings = load_settings(out / "aifinops.yaml", {"db": out / "aifinops.duckdb"})
+    from ...store import tokens as tokens_store
+
+    with _store(settings) as store:
+        _, token = tokens_store.create(store.con, "viewer", None, "demo (read-only)", datetime.now(UTC)
+                                       .replace(tzinfo=None))
+    run_server(settings, host, port, 40, f"dashboard: http://{host}:{port}/login?token={token}\n"
+               f"(a read-only token; API docs at http://{host}:{port}/docs)")
 
 
 def main() -> None:

@@ -6,12 +6,19 @@ endpoints, or stop it to ingest from the command line.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+import uvicorn
 
+from ...config import Settings
 from ...store import tokens as tokens_store
+from ...store.connection import Store
 from ...store.tokens import ROLES, TokenError
 from .common import check_format, friendly, open_store, state
 from .output import console, render
@@ -33,25 +40,50 @@ def _now() -> datetime:
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
-    workers_threads: Annotated[int, typer.Option("--threads", help="Request threads.")] = 40,
+    threads: Annotated[int, typer.Option("--threads", help="Request threads.")] = 40,
 ) -> None:
     """Serve the REST API (OpenAPI at /docs), the dashboard and /metrics over the store."""
+    s = state.settings
+    run_server(s, host, port, threads, f"aifinops serving {s.db} on http://{host}:{port}/ (API docs: /docs)")
+
+
+def run_server(settings: Settings, host: str, port: int, threads: int, banner: str) -> None:
+    """Serve until Ctrl-C or SIGTERM (uvicorn's own handling: requests in flight finish)."""
     import anyio
-    import uvicorn
 
     from ..api.app import create_app
 
-    s = state.settings
-    app = create_app(s.db, s)
+    app = create_app(settings.db, settings)
 
     async def main() -> None:
-        anyio.to_thread.current_default_thread_limiter().total_tokens = workers_threads
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         config = uvicorn.Config(app, host=host, port=port, log_level="warning")
-        console.print(f"aifinops serving {s.db} on http://{host}:{port}/ (API docs: /docs); Ctrl-C stops",
-                      highlight=False)
-        await uvicorn.Server(config).serve()
+        console.print(f"{banner}; Ctrl-C stops", highlight=False)
+        await _Server(config).serve()
 
     anyio.run(main)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopping on SIGINT or SIGTERM once requests in flight finish, and then exiting 0 (uvicorn
+    re-raises the signal after its shutdown, which would end the process as killed)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, lambda *_: self.handle_exit(0, None))
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _store(settings: Settings) -> Store:
+    return Store(settings.db, memory_limit=settings.memory_limit, threads=settings.threads)
 
 
 @tokens_app.command("create")
