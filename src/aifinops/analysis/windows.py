@@ -60,6 +60,8 @@ def parse_window(text: str, data_end: datetime | None) -> Window:
         span = {"h": timedelta(hours=n), "d": timedelta(days=n), "w": timedelta(weeks=n)}[unit]
         return Window(data_end - span, data_end)
     if m := re.fullmatch(r"(\d{4})-(\d{2})", text):
+        if not 1 <= int(m.group(2)) <= 12:
+            raise WindowError(f"window {text!r}: there is no month {m.group(2)}")
         start = datetime(int(m.group(1)), int(m.group(2)), 1)
         return Window(start, _add_months(start, 1))
     if m := re.fullmatch(r"(\d{4})-?Q([1-4])", text, re.I):

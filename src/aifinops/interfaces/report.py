@@ -37,7 +37,9 @@ def _bars(section: Section) -> list[dict[str, Any]]:
 
 
 def write_summary(path: Path, title: str, sections: list[Section], facts: dict[str, str]) -> Path:
-    env = Environment(loader=PackageLoader("aifinops.interfaces"), autoescape=select_autoescape())
+    # the template is .html.j2: select_autoescape() alone would not escape it, and tag values are anyone's text
+    env = Environment(loader=PackageLoader("aifinops.interfaces"),
+                      autoescape=select_autoescape(enabled_extensions=("html.j2",)))
     env.filters["fmt"] = lambda v, name="": _fmt(name, v)
     for s in sections:
         if not s.columns and s.rows:

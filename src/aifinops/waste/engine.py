@@ -222,7 +222,7 @@ class RuleContext:
     # -- queries ----------------------------------------------------------------------------------
     def count(self, data: str) -> int:
         if data not in self._counts:
-            self._counts[data] = int(self.con.execute(DATA[data][0]).fetchone()[0])
+            self._counts[data] = int(self.con.execute(DATA[data][0]).fetchall()[0][0])
         return self._counts[data]
 
     def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -360,7 +360,7 @@ SELECT least((SELECT min("ChargePeriodStart") FROM focus_charges), (SELECT min(t
        greatest((SELECT max("ChargePeriodEnd") FROM focus_charges), (SELECT max(ts) FROM gpu_samples),
                 (SELECT max(coalesce(end_ts, start_ts)) FROM workloads),
                 (SELECT max(ts) FROM llm_requests WHERE NOT _superseded),
-                (SELECT max(coalesce(end_ts, ts)) FROM run_metrics WHERE NOT _superseded))""").fetchone()
+                (SELECT max(coalesce(end_ts, ts)) FROM run_metrics WHERE NOT _superseded))""").fetchall()[0]
     return row[0], row[1]
 
 

@@ -37,6 +37,7 @@ from .output import console, err_console, render
 from .prices import register as _register_prices
 from .receive import register as _register_receive
 from .recommend import register as _register_recommend
+from .report import register as _register_report
 from .serve import register as _register_serve
 from .units import register as _register_units
 from .watch import register as _register_watch
@@ -74,6 +75,7 @@ _register_watch(app)
 _register_alerts(app)
 _register_budgets(app)
 _register_forecast(app)
+_register_report(app)
 _register_serve(app)
 
 
