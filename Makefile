@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint browser bench bench-gpu bench-inference bench-recommend bench-anomalies bench-anomaly-quality clean
+.PHONY: demo test lint browser bench bench-gpu bench-inference bench-recommend bench-anomalies bench-anomaly-quality bench-api clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ bench-anomalies: $(STAMP)
 
 bench-anomaly-quality: $(STAMP)
 	$(BIN)/python bench/anomaly_quality.py
+
+bench-api: $(STAMP)
+	$(BIN)/python bench/api_load.py
 
 clean:
 	rm -rf $(VENV) aifinops.duckdb aifinops-demo

@@ -27,6 +27,7 @@ from ...store.tokens import TokenError
 from . import routes
 from .auth import COOKIE
 from .db import Database
+from .mounts import mount
 
 #: errors that are the request's fault: answered 400 with their message
 BAD_REQUEST: tuple[type[Exception], ...] = (DimensionError, WindowError, LayerRuleError, ForecastError, AnomalyError,
@@ -37,9 +38,11 @@ def create_app(db_path: Path, settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database(db_path, settings)
+        receiver.start(app.state.db, app.state.data_version)
         try:
             yield
         finally:
+            receiver.stop()
             app.state.db.close()
 
     app = FastAPI(title="aifinops", version=__version__, lifespan=lifespan,
@@ -66,8 +69,12 @@ def create_app(db_path: Path, settings: Settings) -> FastAPI:
         resp.set_cookie(COOKIE, token, httponly=True, samesite="strict")
         return resp
 
+    from .. import dashboard  # the HTML pages; imported here because the dashboard imports this module
+
+    app.include_router(dashboard.router)
     for info in sorted(pkgutil.iter_modules(routes.__path__), key=lambda i: i.name):
         module = import_module(f"{routes.__name__}.{info.name}")
         if hasattr(module, "router"):
             app.include_router(module.router, prefix="/api/v1")
+    receiver = mount(app, settings, db_path)  # the response cache, /v1/traces and /metrics
     return app
