@@ -54,6 +54,7 @@ def run_server(settings: Settings, host: str, port: int, threads: int, banner: s
     from ..api.app import create_app
 
     app = create_app(settings.db, settings)
+    app.state.dashboard_warm_on_start = True  # build the pages' default views at start: no slow first visit
 
     async def main() -> None:
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
