@@ -274,7 +274,10 @@ def test_a_store_out_of_memory_is_busy_not_broken(tmp_path: Path) -> None:
         res = httpx.get(f"{url}/api/v1/allocation", params={"window": "10h"}, headers=headers, timeout=60)
         assert res.status_code == 503 and res.headers["retry-after"] == "2"
         assert "out of memory" in res.json()["detail"] and "\n" not in res.json()["detail"]
-        assert httpx.get(f"{url}/api/v1/costs", params={"window": "all"}, headers=headers).status_code == 200
+        # the server goes on: a small query answers (or, if 4 MB is too little for it too on a loaded machine, is
+        # busy again: never a 500)
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        assert httpx.get(f"{url}/api/v1/costs", params={"window": "all"}, headers=headers).status_code in (200, 503)
 
 
 # -- the response cache ----------------------------------------------------------------------------------------
