@@ -453,6 +453,21 @@ def allocate(con: duckdb.DuckDBPyConnection, window: Window, settings: Settings 
     return AllocationResult(rows, fleet_cost(con, window, costing), unmatched_workloads(con, window))
 
 
+def within_gpu_data(con: duckdb.DuckDBPyConnection, window: Window) -> Window:
+    """``window`` cut to where GPU workloads or samples exist: the allocation is hourly, so ``all`` (from 1970)
+    would otherwise build half a million empty hours before finding the first node."""
+    first, last = con.execute(
+        "SELECT least((SELECT min(start_ts) FROM workloads WHERE gpu_share > 0), "
+        "(SELECT min(ts) FROM gpu_samples WHERE NOT _superseded)), "
+        "greatest((SELECT max(coalesce(end_ts, start_ts)) FROM workloads), "
+        "(SELECT max(ts) FROM gpu_samples WHERE NOT _superseded) + INTERVAL 1 HOUR)").fetchall()[0]
+    if first is None:
+        return Window(window.start, window.start)
+    start = max(window.start, first.replace(minute=0, second=0, microsecond=0))
+    end = min(window.end, last) if last else window.end
+    return Window(start, max(start, end))
+
+
 def unmatched_workloads(con: duckdb.DuckDBPyConnection, window: Window) -> int:
     """Workloads holding GPUs in the window on a node the inventory does not know (or on no node)."""
     return con.execute(

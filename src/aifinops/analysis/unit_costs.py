@@ -63,6 +63,21 @@ def _keys(by: list[str], accumulate: str) -> list[tuple[str, str]]:
     return keys
 
 
+def within_usage_data(con: duckdb.DuckDBPyConnection, window: Window) -> Window:
+    """``window`` cut to where LLM requests, GPU workloads or samples exist: self-hosted models are priced from
+    the hourly GPU allocation, and ``all`` (from 1970) would build half a million empty hours first."""
+    first, last = con.execute(
+        "SELECT least((SELECT min(ts) FROM llm_requests WHERE NOT _superseded), "
+        "(SELECT min(start_ts) FROM workloads WHERE gpu_share > 0), (SELECT min(ts) FROM gpu_samples)), "
+        "greatest((SELECT max(ts) FROM llm_requests WHERE NOT _superseded) + INTERVAL 1 SECOND, "
+        "(SELECT max(coalesce(end_ts, start_ts)) FROM workloads), "
+        "(SELECT max(ts) FROM gpu_samples) + INTERVAL 1 HOUR)").fetchall()[0]
+    if first is None:
+        return Window(window.start, window.start)
+    start = max(window.start, first.replace(minute=0, second=0, microsecond=0))
+    return Window(start, max(start, min(window.end, last)))
+
+
 def unit_costs_sql(con: duckdb.DuckDBPyConnection, by: list[str], accumulate: str = "window",
                    llm: LlmSettings | None = None, served: list[SelfHosted] | None = None,
                    outcome: str | None = None, revenue: str | None = None) -> str:

@@ -47,8 +47,8 @@ def allocation(
     with open_store(read_only=True) as store:
         end = store.con.execute(
             "SELECT greatest((SELECT max(\"ChargePeriodEnd\") FROM focus_charges), "
-            "(SELECT max(coalesce(end_ts, start_ts)) FROM workloads))").fetchone()[0]
-        w = parse_window(window, end)
+            "(SELECT max(coalesce(end_ts, start_ts)) FROM workloads))").fetchall()[0][0]
+        w = gpu_allocation.within_gpu_data(store.con, parse_window(window, end))
         try:
             rows = gpu_allocation.aggregate(
                 store.con, w, [d.strip() for d in aggregate.split(",") if d.strip()], idle_threshold=idle_threshold,

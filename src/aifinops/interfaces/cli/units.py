@@ -11,7 +11,7 @@ from ...analysis import costs as costs_mod
 from ...analysis.layers import load_rules
 from ...analysis.llm_costs import self_hosted_report
 from ...analysis.llm_reconcile import ledger_by_provider, reconcile
-from ...analysis.unit_costs import unit_costs
+from ...analysis.unit_costs import unit_costs, within_usage_data
 from ...analysis.windows import parse_window
 from ...analysis.workload_costs import TRAINING, serving_costs, training_costs
 from .common import check_format, friendly, open_store, state
@@ -45,6 +45,8 @@ def unit_costs_cmd(
             "(SELECT max(coalesce(end_ts, start_ts)) FROM workloads), "
             "(SELECT max(\"ChargePeriodEnd\") FROM focus_charges))").fetchall()[0][0]
         w = parse_window(window, end)
+        if not reconcile_ledger:  # the ledger's side keeps the window as given: its charges need not match hours
+            w = within_usage_data(con, w)
         try:
             if len(dims) == 1 and dims[0] in TRAINING:
                 rows = training_costs(con, w, dims[0], s)
