@@ -51,6 +51,7 @@ the inventory does not know are counted in ``unmatched_workloads`` (their GPUs h
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 import duckdb
@@ -58,7 +59,7 @@ import duckdb
 from ..config import AllocationSettings, CarbonSettings, Settings, TcoRule
 from ..model.checks import sql_str
 from ..model.gpu import hostlist_sql, tdp_table
-from .windows import Window
+from .windows import Window, within
 
 IDLE = "__idle__"
 SHARED = "__shared__"
@@ -453,19 +454,20 @@ def allocate(con: duckdb.DuckDBPyConnection, window: Window, settings: Settings 
     return AllocationResult(rows, fleet_cost(con, window, costing), unmatched_workloads(con, window))
 
 
-def within_gpu_data(con: duckdb.DuckDBPyConnection, window: Window) -> Window:
-    """``window`` cut to where GPU workloads or samples exist: the allocation is hourly, so ``all`` (from 1970)
-    would otherwise build half a million empty hours before finding the first node."""
-    first, last = con.execute(
+def gpu_data_span(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, datetime | None]:
+    """(first, last exclusive) instant of GPU workloads or samples: where an hourly allocation has anything."""
+    return con.execute(
         "SELECT least((SELECT min(start_ts) FROM workloads WHERE gpu_share > 0), "
         "(SELECT min(ts) FROM gpu_samples WHERE NOT _superseded)), "
         "greatest((SELECT max(coalesce(end_ts, start_ts)) FROM workloads), "
         "(SELECT max(ts) FROM gpu_samples WHERE NOT _superseded) + INTERVAL 1 HOUR)").fetchall()[0]
-    if first is None:
-        return Window(window.start, window.start)
-    start = max(window.start, first.replace(minute=0, second=0, microsecond=0))
-    end = min(window.end, last) if last else window.end
-    return Window(start, max(start, end))
+
+
+def within_gpu_data(con: duckdb.DuckDBPyConnection, window: Window) -> Window:
+    """``window`` cut to where GPU workloads or samples exist: the allocation is hourly, so ``all`` (from 1970)
+    would otherwise build half a million empty hours before finding the first node."""
+    first, last = gpu_data_span(con)
+    return within(window, first, last) if first is not None else Window(window.start, window.start)
 
 
 def unmatched_workloads(con: duckdb.DuckDBPyConnection, window: Window) -> int:

@@ -28,8 +28,9 @@ import duckdb
 
 from ..config import LlmSettings, Settings
 from ..model.checks import sql_str
+from .gpu_allocation import gpu_data_span
 from .llm_costs import SELF_HOSTED_PROVIDERS, SelfHosted, part_cost_sql, pricing_ctes, token_parts
-from .windows import Window
+from .windows import Window, within
 
 MONEY = "DECIMAL(38, 12)"
 #: --by dimension -> the request column it groups by
@@ -66,16 +67,12 @@ def _keys(by: list[str], accumulate: str) -> list[tuple[str, str]]:
 def within_usage_data(con: duckdb.DuckDBPyConnection, window: Window) -> Window:
     """``window`` cut to where LLM requests, GPU workloads or samples exist: self-hosted models are priced from
     the hourly GPU allocation, and ``all`` (from 1970) would build half a million empty hours first."""
-    first, last = con.execute(
-        "SELECT least((SELECT min(ts) FROM llm_requests WHERE NOT _superseded), "
-        "(SELECT min(start_ts) FROM workloads WHERE gpu_share > 0), (SELECT min(ts) FROM gpu_samples)), "
-        "greatest((SELECT max(ts) FROM llm_requests WHERE NOT _superseded) + INTERVAL 1 SECOND, "
-        "(SELECT max(coalesce(end_ts, start_ts)) FROM workloads), "
-        "(SELECT max(ts) FROM gpu_samples) + INTERVAL 1 HOUR)").fetchall()[0]
-    if first is None:
-        return Window(window.start, window.start)
-    start = max(window.start, first.replace(minute=0, second=0, microsecond=0))
-    return Window(start, max(start, min(window.end, last)))
+    llm = con.execute("SELECT min(ts), max(ts) + INTERVAL 1 SECOND FROM llm_requests WHERE NOT _superseded") \
+        .fetchall()[0]
+    firsts, lasts = zip(llm, gpu_data_span(con), strict=True)
+    first = min((t for t in firsts if t is not None), default=None)
+    last = max((t for t in lasts if t is not None), default=None)
+    return within(window, first, last) if first is not None else Window(window.start, window.start)
 
 
 def unit_costs_sql(con: duckdb.DuckDBPyConnection, by: list[str], accumulate: str = "window",

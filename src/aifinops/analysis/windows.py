@@ -35,6 +35,14 @@ def _parse_point(text: str) -> datetime:
         raise WindowError(f"not a date or date-time: {text!r}") from None
 
 
+def within(window: Window, first: datetime | None, last: datetime | None) -> Window:
+    """``window`` cut to data that starts at ``first`` (from its hour) and ends at ``last`` (exclusive); a bound
+    that is None does not cut. Never ends before it starts."""
+    start = max(window.start, first.replace(minute=0, second=0, microsecond=0)) if first else window.start
+    end = min(window.end, last) if last else window.end
+    return Window(start, max(start, end))
+
+
 def parse_until(text: str) -> datetime:
     """An end as people write it: a date means through that day (its next midnight), a date-time is exclusive."""
     text = text.strip()

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from ....analysis import gpu_allocation as ga
 from ....analysis.costs import DimensionError
-from ....analysis.windows import Window, WindowError, parse_window
+from ....analysis.windows import Window, WindowError, parse_window, within
 from ....config import Settings
 from ....store.tokens import Principal
 from ..auth import viewer
@@ -108,9 +108,7 @@ def gpu_window(con: duckdb.DuckDBPyConnection, text: str) -> Window:
     w = api_window(text, end)
     if first is None and w.end - w.start > timedelta(days=MAX_DAYS):  # no GPU data at all: nothing to allocate
         return Window(w.start, w.start)
-    start = max(w.start, first.replace(minute=0, second=0, microsecond=0)) if first else w.start
-    stop = min(w.end, end) if end else w.end
-    w = Window(start, max(start, stop))
+    w = within(w, first, end)
     if w.end - w.start > timedelta(days=MAX_DAYS):
         raise WindowError(f"window {text!r} spans {w.days:.0f} days of GPU data: at most {MAX_DAYS} days per "
                           "request (ask for consecutive windows)")
