@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import pytest
+from alert_servers import HttpRecorder, Smtp, serve_http, serve_smtp
 
 from aifinops.demo import bundled_sample
 from aifinops.sources.base import Source, sources
@@ -92,3 +93,17 @@ def new_store(tmp_path: Path) -> Iterator[Callable[..., Store]]:
     for s in opened:
         with contextlib.suppress(Exception):
             s.close()
+
+
+@pytest.fixture
+def http() -> Iterator[HttpRecorder]:
+    """A recording HTTP server on loopback (alert_servers.serve_http), for the alert and watch tests."""
+    with serve_http() as rec:
+        yield rec
+
+
+@pytest.fixture
+def smtp() -> Iterator[Smtp]:
+    """An aiosmtpd server on loopback (alert_servers.serve_smtp)."""
+    with serve_smtp() as server:
+        yield server

@@ -5,29 +5,15 @@ whether retrying can help."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from alert_servers import HttpRecorder, Smtp, closed_port, serve_http, serve_smtp
+from alert_servers import HttpRecorder, Smtp, closed_port
 
 from aifinops.config import ChannelSettings
 from aifinops.governance.alerts import Alert
 from aifinops.governance.channels import ChannelError, channels, safe_url
 from aifinops.governance.channels._render import split, text, value
-
-
-@pytest.fixture
-def http() -> Iterator[HttpRecorder]:
-    with serve_http() as rec:
-        yield rec
-
-
-@pytest.fixture
-def smtp() -> Iterator[Smtp]:
-    with serve_smtp() as server:
-        yield server
-
 
 LINK = "aifinops anomalies --by ServiceName --window 2026-10-01..2026-10-08"
 

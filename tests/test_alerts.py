@@ -6,7 +6,6 @@ same run, every attempt in the delivery log, notify() never raising; and the ``a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import duckdb
 import pytest
 import typer
-from alert_servers import HttpRecorder, Smtp, closed_port, serve_http, serve_smtp
+from alert_servers import HttpRecorder, Smtp, closed_port
 from typer.testing import CliRunner
 
 from aifinops.config import AlertSettings, load_settings
@@ -22,19 +21,6 @@ from aifinops.governance.alerts import Alert, DeliveryReport, deliver, notify, u
 from aifinops.interfaces.cli.alerts import register
 from aifinops.interfaces.cli.common import state
 from aifinops.store.connection import Store
-
-
-@pytest.fixture
-def http() -> Iterator[HttpRecorder]:
-    with serve_http() as rec:
-        yield rec
-
-
-@pytest.fixture
-def smtp() -> Iterator[Smtp]:
-    with serve_smtp() as server:
-        yield server
-
 
 T0 = datetime(2026, 10, 5, 12, 0)
 S = timedelta(seconds=1)

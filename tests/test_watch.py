@@ -4,13 +4,11 @@ dead channel; `aifinops watch` picks up spans that arrived through the OTLP rece
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import yaml
-from alert_servers import HttpRecorder, closed_port, serve_http
+from alert_servers import HttpRecorder, closed_port
 from test_anomalies import SPIKE, _ledger
 from typer.testing import CliRunner
 
@@ -21,12 +19,6 @@ from aifinops.store import anomalies as recorded
 from aifinops.store.connection import Store
 
 NOW = datetime(2026, 11, 2)
-
-
-@pytest.fixture
-def http() -> Iterator[HttpRecorder]:
-    with serve_http() as rec:
-        yield rec
 
 
 def _claim_batch_1(store: Store) -> None:
