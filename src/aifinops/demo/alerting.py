@@ -78,7 +78,7 @@ def anomaly_section(store: Store, settings: Settings) -> tuple[Section, dict[str
     """Run the scans (and keep what they find, as ``aifinops anomalies --configured`` does); the largest."""
     found = []
     for sc in settings.anomalies.scans:
-        got, _ = scan(store.con, sc, settings, ANOMALY_WINDOW)
+        got, _, _ = scan(store.con, sc, settings, ANOMALY_WINDOW)
         found += got
     found.sort(key=lambda a: -abs(a.impact_cost))
     rows = [{"id": a.anomaly_id, "metric": a.metric, "series": f"{a.dimension}={a.series}", "start": a.start,

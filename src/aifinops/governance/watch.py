@@ -60,20 +60,22 @@ def thresholds(settings: Settings) -> Thresholds:
 
 
 def scan(con: duckdb.DuckDBPyConnection, sc: AnomalyScan, settings: Settings, window: str | Window,
-         s: Thresholds | None = None, record: bool = True, now: datetime | None = None) -> tuple[list[Anomaly], Window]:
+         s: Thresholds | None = None, record: bool = True,
+         now: datetime | None = None) -> tuple[list[Anomaly], Window, list[str]]:
     """One scan: detect with the feedback given so far and, with ``record``, keep the anomalies; they come back
-    with their recorded status."""
+    with their recorded status, with the window and the ids recorded for the first time."""
     rules = load_rules(settings.layers_file)
     w = window if isinstance(window, Window) else parse_window(window, metric(con, sc.metric, settings, rules).end())
     found = anomalies(con, w, sc.by, sc.grain, sc.child, s or thresholds(settings), rules, metric_name=sc.metric,
                       settings=settings, feedback=recorded.feedback_rows(con, sc.metric, sc.by),
                       direction=sc.direction)
+    new: list[str] = []
     if record:
-        recorded.record(con, found, (sc.metric, sc.by, sc.grain), now or _now(), settings.alerts.owners)
-        status = {r["anomaly_id"]: r["status"] for r in recorded.listing(con, everything=True)}
+        new = recorded.record(con, found, (sc.metric, sc.by, sc.grain), now or _now(), settings.alerts.owners)
+        status = recorded.statuses(con, [a.anomaly_id for a in found])
         for a in found:
             a.status = status.get(a.anomaly_id, "open")
-    return found, w
+    return found, w, new
 
 
 def _amount(a: Anomaly) -> str:
@@ -120,16 +122,16 @@ def cycle(con: duckdb.DuckDBPyConnection, settings: Settings, now: datetime | No
     floor = SEVERITY[settings.alerts.min_severity]
     for sc in settings.anomalies.scans:
         try:
-            if metric(con, sc.metric, settings).end() is None:
+            end = metric(con, sc.metric, settings).end()
+            if end is None:
                 continue  # no data of this metric yet: nothing to scan, nothing wrong
-            before = {r["anomaly_id"] for r in recorded.listing(con, everything=True)}
-            found, _ = scan(con, sc, settings, window or settings.anomalies.window, now=now)
+            found, _, new = scan(con, sc, settings, parse_window(window or settings.anomalies.window, end), now=now)
         except Exception as exc:  # a scan over data that is not there (no GPU telemetry yet) is not fatal
             report.errors.append(f"scan {sc.metric} by {sc.by}: {exc}")
             continue
         report.scans += 1
         report.anomalies += len(found)
-        report.new += [a.anomaly_id for a in found if a.anomaly_id not in before]
+        report.new += new
         alerts += [anomaly_alert(a, settings) for a in found
                    if a.status == "open" and SEVERITY.get(a.severity, 0) >= floor and settings.alerts.anomaly_channels]
     if settings.budgets:

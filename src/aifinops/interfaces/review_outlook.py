@@ -124,7 +124,7 @@ def anomalies_part(con: duckdb.DuckDBPyConnection, p: ReviewPeriod, settings: Se
                 if metric(con, sc.metric, settings).end() is None:
                     notes.append(f"{what}: no data")
                     continue
-                found, _ = scan(con, sc, settings, p.window, record=False)
+                found, _, _ = scan(con, sc, settings, p.window, record=False)
             except (ValueError, duckdb.Error) as exc:  # a scan over data that is not there is a note, not a failure
                 notes.append(f"{what}: {exc}")
                 continue

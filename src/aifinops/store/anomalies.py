@@ -56,6 +56,12 @@ def record(con: duckdb.DuckDBPyConnection, found: list[Any], scan: tuple[str, st
     return [a.anomaly_id for a in found if a.anomaly_id not in known]
 
 
+def statuses(con: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, str]:
+    """anomaly_id -> status of the given recorded anomalies."""
+    return dict(con.execute("SELECT anomaly_id, status FROM anomalies WHERE list_contains(?, anomaly_id)",
+                            [ids]).fetchall())
+
+
 def get(con: duckdb.DuckDBPyConnection, prefix: str) -> dict[str, Any]:
     """The anomaly whose id starts with ``prefix`` (a unique prefix is enough, as with git)."""
     cur = con.execute("SELECT * FROM anomalies WHERE starts_with(anomaly_id, ?) ORDER BY anomaly_id", [prefix])

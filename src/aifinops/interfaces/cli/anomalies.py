@@ -90,7 +90,7 @@ def anomalies_cmd(
     rows: list[dict[str, Any]] = []
     with open_store(read_only=no_record) as store:
         for sc in scans:
-            found, w = scan(store.con, sc, state.settings, window, s, not no_record)
+            found, w, _ = scan(store.con, sc, state.settings, window, s, not no_record)
             rows += [_row(a, fmt) for a in found]
     rows.sort(key=lambda r: -abs(r["impactCost"]))
     what = "configured scans" if configured else f"{metric_name} by {by}"
