@@ -305,4 +305,5 @@ def root_causes(y: np.ndarray, expected: np.ndarray, values: list[str], a: int, 
 
 
 def money(v: float) -> Decimal:
-    return Decimal(repr(v)).quantize(Decimal("0.01"))
+    """A float amount (numpy's too) as dollars and cents."""
+    return Decimal(repr(float(v))).quantize(Decimal("0.01"))

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from ..analysis.anomalies import money
 from ..analysis.layers import load_rules
 from ..analysis.projection import project
 from ..analysis.series import metric
@@ -82,7 +83,7 @@ def anomaly_section(store: Store, settings: Settings) -> tuple[Section, dict[str
         found += got
     found.sort(key=lambda a: -abs(a.impact_cost))
     rows = [{"id": a.anomaly_id, "metric": a.metric, "series": f"{a.dimension}={a.series}", "start": a.start,
-             "end": a.end, "impactCost": Decimal(repr(a.impact_cost)).quantize(Decimal("0.01")),
+             "end": a.end, "impactCost": money(a.impact_cost),
              "percent": round(a.percent, 3) if a.percent is not None else None, "severity": a.severity,
              "rootCause": ", ".join(f"{c['value']} {c['contribution']:.0%}" for c in a.root_causes[:2]
                                     if c["contribution"] is not None)}
@@ -110,7 +111,7 @@ def budget_section(store: Store, settings: Settings, data_end: datetime) -> tupl
         crossed = [f"{t.basis} {t.pct:g}%: {t.state}" for t in b.thresholds if t.state != "ok"]
         rows.append({"budget": b.name, "period": b.label, "amount": b.amount,
                      "spendSoFar": b.spent.quantize(Decimal("0.01")),
-                     "forecastSpend": Decimal(repr(f["mean"])).quantize(Decimal("0.01")),
+                     "forecastSpend": money(f["mean"]),
                      "forecast95": f"{f['lo95']:,.0f}..{f['hi95']:,.0f}",
                      "actualSpend": actual[b.name].quantize(Decimal("0.01")),
                      "exhaustion": b.exhaustion, "thresholds": "; ".join(crossed) or "ok"})
@@ -132,11 +133,6 @@ def forecast_section(store: Store, settings: Settings) -> tuple[Section, dict[st
     m = metric(store.con, "cost", settings, load_rules(settings.layers_file))
     p = project(m, "layer")
     t = p.totals()
-    usd = Decimal("0.01")
-
-    def money(v: float) -> Decimal:
-        return Decimal(repr(float(v))).quantize(usd)
-
     rows = [{"layer": k, "forecastCost": money(t["total_mean"][i]),
              "interval80": f"{t['total_lo80'][i]:,.0f}..{t['total_hi80'][i]:,.0f}",
              "interval95": f"{t['total_lo95'][i]:,.0f}..{t['total_hi95'][i]:,.0f}",
