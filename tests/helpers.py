@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import csv
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from aifinops.model import focus
@@ -27,3 +31,31 @@ def write_focus_csv(path: Path, rows: list[dict[str, str | None]]) -> Path:
             merged = {**base, **r}
             w.writerow([merged.get(n) if merged.get(n) is not None else "NULL" for n in names])
     return path
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """A request handler that answers with ``_send`` and logs nothing (the fake servers of the collector tests)."""
+
+    def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serve_handler(handler: type[BaseHTTPRequestHandler], poll: float = 0.05) -> Iterator[ThreadingHTTPServer]:
+    """``handler`` served on 127.0.0.1 (a free port) in a thread, for the length of the ``with``."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": poll}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -6,11 +6,11 @@ import json
 import threading
 from collections.abc import Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from helpers import JsonHandler, serve_handler
 from typer.testing import CliRunner
 
 from aifinops.interfaces.cli import collect as collect_mod
@@ -38,7 +38,7 @@ class Prometheus:
 def prom() -> Iterator[tuple[str, Prometheus]]:
     seen = Prometheus()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def do_GET(self) -> None:
             url = urlparse(self.path)
             params = {k: v[0] for k, v in parse_qs(url.query).items()}
@@ -58,25 +58,8 @@ def prom() -> Iterator[tuple[str, Prometheus]]:
             name = f"prometheus.query_range_{n}.json" if n else "prometheus.query_range_empty.json"
             self._send(200, (FIX / name).read_bytes())
 
-        def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serve_handler(Handler) as server:
         yield f"http://127.0.0.1:{server.server_port}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @pytest.fixture(autouse=True)

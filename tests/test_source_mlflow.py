@@ -19,13 +19,13 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
+from helpers import JsonHandler, serve_handler
 from typer.testing import CliRunner
 
 from aifinops.interfaces.cli import collect as collect_mod
@@ -201,7 +201,7 @@ class Replay:
 def replay() -> Iterator[tuple[str, Replay]]:
     seen = Replay()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def _answer(self, method: str, body: dict[str, Any]) -> None:
             path = urlparse(self.path).path.removeprefix("/api/2.0/mlflow/")
             with seen.lock:
@@ -230,25 +230,8 @@ def replay() -> Iterator[tuple[str, Replay]]:
         def do_GET(self) -> None:
             self._answer("GET", {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()})
 
-        def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serve_handler(Handler) as server:
         yield f"http://127.0.0.1:{server.server_port}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @pytest.fixture(autouse=True)
